@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "bonesegd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "bonectl", targets: ["bonectl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        // C libraries: OpenBLAS for matrix work, libpng for images.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16")]),
+
+        // Numerical core: tensors, ops, threads, safetensors.
+        .target(name: "TensorEngine", dependencies: ["CBLAS"]),
+        // Networks built on the engine: encoders, UNet++ decoder, model packages.
+        .target(name: "Models", dependencies: [
+            "TensorEngine", "SystemIO",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Durable file writes (temp, fsync, rename, fsync dir) and reads that name the file.
+        .target(name: "SystemIO"),
+        // Pixels in and out: PNG codec, gray conversion.
+        .target(name: "Imaging", dependencies: ["CPNG"]),
+        // The competition's formats: class list, annotation JSON, RLE, CSV.
+        .target(name: "CompetitionFormat"),
+
+        // bonectl's commands live in a library so tests can reach them.
+        .target(name: "BonectlCommands", dependencies: [
+            "TensorEngine", "Models", "Imaging", "CompetitionFormat", "SystemIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "bonectl", dependencies: ["BonectlCommands"]),
+
+        .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorEngine"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,3 @@
+import BonectlCommands
+
+Bonectl.main()
