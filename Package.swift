@@ -28,7 +28,7 @@ let package = Package(
         // Pixels in and out: PNG codec, gray conversion.
         .target(name: "Imaging", dependencies: ["CPNG"]),
         // The competition's formats: class list, annotation JSON, RLE, CSV.
-        .target(name: "CompetitionFormat"),
+        .target(name: "CompetitionFormat", dependencies: ["Imaging", "SystemIO"]),
 
         // bonectl's commands live in a library so tests can reach them.
         .target(name: "BonectlCommands", dependencies: [
@@ -40,6 +40,8 @@ let package = Package(
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorEngine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "CompetitionFormatTests", dependencies: ["CompetitionFormat", "Imaging", "bonectl"],
+                    resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )
