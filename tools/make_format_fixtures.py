@@ -137,7 +137,7 @@ def make_rle(rng):
 def make_csv(rng):
     d = os.path.join(OUT, "csv")
     os.makedirs(d)
-    images = ["image1661130828152_R.png", "image1664155969209.png", 'we,ird "name".png']
+    images = ["image1661130828152_R.png", "image1664155969209.png", 'we,ird "name".png', 'comma,only.png', ' space.png']
     names, classes, rles = [], [], []
     for img in images:
         for c in CLASSES:

@@ -12,7 +12,7 @@ import Testing
         let rows = try Self.rows()
         #expect(rows.contains { $0.rle.isEmpty } && rows.contains { $0.imageName.contains(",") })
         let expected = try Support.bytes(Support.fixture("csv/expected.csv"))
-        #expect(SubmissionCSV.render(rows) == expected)
+        expectSameBytes(SubmissionCSV.render(rows), expected, "csv/expected.csv")
     }
 
     @Test func readsWhatPandasWrote() throws {

@@ -22,7 +22,7 @@ import Testing
         let out = dir + "/out.csv"
         let result = try Bonectl.run(["ensemble", "--hard"] + Self.members + ["--out", out, "--images", Support.fixture("ensemble/images")] + options)
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(try Support.bytes(out) == (try Support.bytes(Support.fixture("ensemble/" + expected))))
+        expectSameBytes(try Support.bytes(out), try Support.bytes(Support.fixture("ensemble/" + expected)), expected)
     }
 
     @Test func ensembleWithSize() throws {
@@ -32,7 +32,7 @@ import Testing
         let members = (1...3).map { Support.fixture("ensemble/square\($0).csv") }
         let result = try Bonectl.run(["ensemble", "--hard"] + members + ["--out", out, "--size", "16"])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(try Support.bytes(out) == (try Support.bytes(Support.fixture("ensemble/expected_square_majority.csv"))))
+        expectSameBytes(try Support.bytes(out), try Support.bytes(Support.fixture("ensemble/expected_square_majority.csv")), "expected_square_majority.csv")
     }
 
     /// Bad input: non-zero exit, one line on stderr naming the file and problem, no output file.

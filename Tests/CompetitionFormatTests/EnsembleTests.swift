@@ -34,7 +34,7 @@ import Testing
     ])
     func combineMatchesNumpy(rule: EnsembleRule, minVotes: Int?, expected: String) throws {
         let rows = try HardEnsemble.combine(try Self.load(Self.members), rule: rule, minVotes: minVotes) { Self.sizes[$0]! }
-        #expect(SubmissionCSV.render(rows) == (try Support.bytes(Support.fixture("ensemble/" + expected))))
+        expectSameBytes(SubmissionCSV.render(rows), try Support.bytes(Support.fixture("ensemble/" + expected)), expected)
     }
 
     /// The seed rule on hand-made rows: n non-empty members need max(1, n/2) votes.

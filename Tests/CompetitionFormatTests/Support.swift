@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import Imaging
 @testable import CompetitionFormat
 
@@ -113,4 +114,15 @@ enum Bonectl {
         return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
     }
+}
+
+/// Byte-exact comparison of two files' contents that reports the first differing line, not the whole file.
+func expectSameBytes(_ got: [UInt8], _ expected: [UInt8], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    if got == expected { return }
+    let a = String(decoding: got, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+    let b = String(decoding: expected, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+    let line = (0..<min(a.count, b.count)).first { a[$0] != b[$0] } ?? min(a.count, b.count)
+    let show = { (lines: [Substring]) in line < lines.count ? String(lines[line].prefix(160)) : "<end of file>" }
+    Issue.record("\(what): differs at line \(line + 1) (\(got.count) vs \(expected.count) bytes)\n  got:      \(show(a))\n  expected: \(show(b))",
+                 sourceLocation: sourceLocation)
 }
