@@ -19,22 +19,22 @@ public struct EnsembleCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, parsing: .upToNextOption, help: "The member CSV files (two or more).")
+    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("The member CSV files (two or more).", valueName: "csv"))
     var hard: [String]
 
-    @Option(name: .long, help: "The combined CSV to write.")
+    @Option(name: .long, help: ArgumentHelp("The combined CSV to write.", valueName: "csv"))
     var out: String
 
-    @Option(name: .customLong("min-votes"), help: "Votes a pixel needs (majority rule only).")
+    @Option(name: .customLong("min-votes"), help: ArgumentHelp("Votes a pixel needs (majority rule only).", valueName: "k"))
     var minVotes: Int?
 
-    @Option(name: .long, help: "majority or seed.")
+    @Option(name: .long, help: "How pixels vote.")
     var rule: EnsembleRule = .majority
 
-    @Option(name: .long, help: "Side of the images, when --images is not given.")
+    @Option(name: .long, help: ArgumentHelp("Side of the images, when --images is not given.", valueName: "pixels"))
     var size: Int = 2048
 
-    @Option(name: .long, help: "A folder of the PNGs, searched recursively, to take each image's size from.")
+    @Option(name: .long, help: ArgumentHelp("A folder of the PNGs, searched recursively, to take each image's size from.", valueName: "dir"))
     var images: String?
 
     public init() {}

@@ -24,13 +24,13 @@ public struct EvalCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: "The submission CSV (image_name,class,rle).")
+    @Option(name: .long, help: ArgumentHelp("The submission CSV (image_name,class,rle).", valueName: "csv"))
     var pred: String
 
-    @Option(name: .long, help: "The ground-truth folder.")
+    @Option(name: .long, help: ArgumentHelp("The ground-truth folder.", valueName: "dir"))
     var gt: String
 
-    @Option(name: .long, help: "Side of the images that have no PNG beside their annotation.")
+    @Option(name: .long, help: ArgumentHelp("Side of the images that have no PNG beside their annotation.", valueName: "pixels"))
     var size: Int = 2048
 
     @Flag(name: .long, help: "Print JSON for scripts instead of a table.")

@@ -138,27 +138,47 @@ public enum RLE {
     /// Parses the text of an RLE into runs (0-based), validating it against a
     /// mask of `pixelCount` pixels: an even count of whole numbers, starts ≥ 1,
     /// lengths ≥ 1, each run inside the mask and after the previous one.
-    /// Whitespace between numbers may be any run of spaces or tabs (the
-    /// reference decoder splits on whitespace).
+    /// Whitespace between numbers may be any run of spaces, tabs or line
+    /// breaks (the reference decoder splits on whitespace).
     public static func decodeRuns<S: StringProtocol>(_ text: S, pixelCount: Int) throws -> [Run] {
+        if let runs = try text.utf8.withContiguousStorageIfAvailable({ try decodeRuns(bytes: $0, pixelCount: pixelCount) }) {
+            return runs
+        }
+        let copy = Array(text.utf8)
+        return try copy.withUnsafeBufferPointer { try decodeRuns(bytes: $0, pixelCount: pixelCount) }
+    }
+
+    public static func decodeRuns(bytes: UnsafeBufferPointer<UInt8>, pixelCount: Int) throws -> [Run] {
         var runs = [Run]()
-        var numbers = 0
+        var numbers = 0  // numbers completed
         var pendingStart = 0
         var previousEnd = 0
-        var value = 0
-        var inNumber = false
-        var tokenStart = 0
-        var position = 0
-
-        func token(_ utf8: S.UTF8View, from: Int, to: Int) -> String {
-            let a = utf8.index(utf8.startIndex, offsetBy: from)
-            let b = utf8.index(utf8.startIndex, offsetBy: min(to, from + 24))
-            return String(decoding: utf8[a..<b], as: UTF8.self) + (to - from > 24 ? "…" : "")
-        }
-
-        func finish() throws {
+        var i = 0
+        let n = bytes.count
+        while true {
+            while i < n && (bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D) { i += 1 }
+            if i >= n { break }
+            // One token: digits up to whitespace or the end.
+            let tokenStart = i
+            var value = 0
+            while i < n {
+                let b = bytes[i]
+                if b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D { break }
+                guard b >= 0x30 && b <= 0x39 else {
+                    var end = i
+                    while end < n && !(bytes[end] == 0x20 || bytes[end] == 0x09 || bytes[end] == 0x0A || bytes[end] == 0x0D) { end += 1 }
+                    throw RLEError("'\(token(bytes, tokenStart, end))' is not a whole number")
+                }
+                guard value <= (Int.max - 9) / 10 else {
+                    var end = i
+                    while end < n && bytes[end] >= 0x30 && bytes[end] <= 0x39 { end += 1 }
+                    throw RLEError("number '\(token(bytes, tokenStart, end))' is too large")
+                }
+                value = value &* 10 &+ Int(b &- 0x30)
+                i += 1
+            }
             numbers += 1
-            if numbers % 2 == 1 {
+            if numbers & 1 == 1 {
                 guard value >= 1 else { throw RLEError("run \(numbers / 2 + 1): start \(value) is not ≥ 1") }
                 pendingStart = value - 1
             } else {
@@ -174,45 +194,15 @@ public enum RLE {
                 previousEnd = pendingStart + value
             }
         }
-
-        let utf8 = text.utf8
-        for byte in utf8 {
-            switch byte {
-            case 0x30...0x39:
-                if !inNumber {
-                    inNumber = true
-                    value = 0
-                    tokenStart = position
-                }
-                if value > (Int.max - 9) / 10 {
-                    throw RLEError("number '\(token(utf8, from: tokenStart, to: position + 1))' is too large")
-                }
-                value = value * 10 + Int(byte - 0x30)
-            case 0x20, 0x09, 0x0A, 0x0D:
-                if inNumber {
-                    inNumber = false
-                    try finish()
-                }
-            default:
-                // Find the end of the offending token for the message.
-                var end = position
-                var seen = 0
-                for b in utf8.dropFirst(position) {
-                    if b == 0x20 || b == 0x09 { break }
-                    end += 1
-                    seen += 1
-                    if seen > 24 { break }
-                }
-                let from = inNumber ? tokenStart : position
-                throw RLEError("'\(token(utf8, from: from, to: max(end, from + 1)))' is not a whole number")
-            }
-            position += 1
-        }
-        if inNumber { try finish() }
-        if numbers % 2 == 1 {
+        if numbers & 1 == 1 {
             throw RLEError("odd count of numbers (\(numbers)): the last start has no length")
         }
         return runs
+    }
+
+    private static func token(_ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> String {
+        let shown = min(to, from + 24)
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[from..<shown]), as: UTF8.self) + (to > shown ? "…" : "")
     }
 
     /// Decodes an RLE into a `height`×`width` mask of 0 and 1.
