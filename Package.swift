@@ -30,15 +30,18 @@ let package = Package(
         // The competition's formats: class list, annotation JSON, RLE, CSV.
         .target(name: "CompetitionFormat", dependencies: ["Imaging", "SystemIO"]),
 
+        // Image → logits → masks: preprocessing, ensembles, thresholds (no I/O policy).
+        .target(name: "Segmentation", dependencies: ["TensorEngine", "Models", "Imaging", "CompetitionFormat"]),
+
         // bonectl's commands live in a library so tests can reach them.
         .target(name: "BonectlCommands", dependencies: [
-            "TensorEngine", "Models", "Imaging", "CompetitionFormat", "SystemIO",
+            "TensorEngine", "Models", "Imaging", "CompetitionFormat", "SystemIO", "Segmentation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bonectl", dependencies: ["BonectlCommands"]),
 
-        .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorEngine"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
         .testTarget(name: "CompetitionFormatTests", dependencies: ["CompetitionFormat", "Imaging", "bonectl"],
                     resources: [.copy("Fixtures")]),
