@@ -33,9 +33,12 @@ let package = Package(
         // Image → logits → masks: preprocessing, ensembles, thresholds (no I/O policy).
         .target(name: "Segmentation", dependencies: ["TensorEngine", "Models", "Imaging", "CompetitionFormat"]),
 
+        // Synthetic hand radiographs with exact bone labels, in the competition's layout.
+        .target(name: "Synthesis", dependencies: ["CompetitionFormat", "Imaging", "SystemIO"]),
+
         // bonectl's commands live in a library so tests can reach them.
         .target(name: "BonectlCommands", dependencies: [
-            "TensorEngine", "Models", "Imaging", "CompetitionFormat", "SystemIO", "Segmentation",
+            "TensorEngine", "Models", "Imaging", "CompetitionFormat", "SystemIO", "Segmentation", "Synthesis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bonectl", dependencies: ["BonectlCommands"]),
@@ -43,6 +46,7 @@ let package = Package(
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "SynthesisTests", dependencies: ["Synthesis", "CompetitionFormat", "Imaging"]),
         .testTarget(name: "CompetitionFormatTests", dependencies: ["CompetitionFormat", "Imaging", "bonectl"],
                     resources: [.copy("Fixtures")]),
     ],
