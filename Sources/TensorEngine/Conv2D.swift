@@ -1,4 +1,3 @@
-import Foundation
 import CBLAS
 
 /// What follows a convolution in the same pass over its output, while the
@@ -28,7 +27,7 @@ public struct Conv2D: Sendable {
     public var bias: [Float]
 
     /// Target size of one column tile, in floats (4 MB).
-    static let tileFloats = Int(ProcessInfo.processInfo.environment["BONESEG_TILE"] ?? "") ?? (1 << 20)
+    static let tileFloats = 1 << 20
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 dilation: Int = 1, weight: [Float], bias: [Float]? = nil) {
