@@ -16,7 +16,7 @@ enum ImageInput {
             throw Failure(description: error.description)
         }
         do {
-            let decoded = try PNGCodec.decode(bytes, maxWidth: maxSide, maxHeight: maxSide)
+            let decoded = try ImageCodec.decode(bytes, maxWidth: maxSide, maxHeight: maxSide)
             return (decoded.grayscale(), bytes)
         } catch let error as ImageDecodeError {
             throw Failure(description: "\(path): \(error.message)")
