@@ -103,28 +103,29 @@ def example(root, out, stem=None):
     img = Image.open(os.path.join(root, "DCM", ident, stem + ".png")).convert("L")
     with open(os.path.join(root, "outputs_json", ident, stem + ".json"), encoding="utf-8") as f:
         doc = json.load(f)
+    import colorsys
     side = 512
     scale = side / img.width
-    small = img.resize((side, side), Image.BILINEAR)
-    overlay = small.convert("RGB")
-    layer = Image.new("RGB", overlay.size, (0, 0, 0))
-    draw = ImageDraw.Draw(layer)
+    small = img.resize((side, side), Image.LANCZOS)
+    # One palette: 224 grays for the radiograph, 29 colours for the outlines, white.
+    grays = 224
+    palette = []
+    for i in range(grays):
+        v = round(i * 255 / (grays - 1))
+        palette += [v, v, v]
+    for k in range(29):
+        r, g, b = colorsys.hsv_to_rgb(((k * 47) % 360) / 360, 0.9, 1.0)
+        palette += [int(r * 255), int(g * 255), int(b * 255)]
+    palette += [255, 255, 255] * (256 - grays - 29)
+    index = small.point(lambda v: round(v * (grays - 1) / 255))
+    both = Image.new("P", (2 * side + 8, side), 255)
+    both.putpalette(palette)
+    both.paste(index, (0, 0))
+    both.paste(index, (side + 8, 0))
+    draw = ImageDraw.Draw(both)
     for k, a in enumerate(doc["annotations"]):
-        hue = (k * 47) % 360
-        import colorsys
-        r, g, b = colorsys.hsv_to_rgb(hue / 360, 0.85, 1.0)
-        colour = (int(r * 255), int(g * 255), int(b * 255))
-        pts = [(x * scale, y * scale) for x, y in a["points"]]
-        draw.polygon(pts, fill=colour)
-    overlay = Image.blend(overlay, layer, 0.45)
-    draw = ImageDraw.Draw(overlay)
-    for k, a in enumerate(doc["annotations"]):
-        pts = [(x * scale, y * scale) for x, y in a["points"]]
-        draw.line(pts + pts[:1], fill=(255, 255, 255), width=1)
-    both = Image.new("RGB", (2 * side + 8, side), (255, 255, 255))
-    both.paste(small.convert("RGB"), (0, 0))
-    both.paste(overlay, (side + 8, 0))
-    both = both.quantize(colors=192)
+        pts = [(x * scale + side + 8, y * scale) for x, y in a["points"]]
+        draw.line(pts + pts[:1], fill=grays + k, width=2)
     both.save(out, optimize=True)
     print(f"wrote {out} from {ident}/{stem}")
 

@@ -10,9 +10,6 @@ enum Accessories {
         case ..<0.38:
             ring(into: &field, size: size, hand: hand, rng: &rng)
             drawn.append("ring")
-            if rng.chance(0.3) {
-                ring(into: &field, size: size, hand: hand, rng: &rng)
-            }
         case ..<0.62:
             watch(into: &field, size: size, hand: hand, rng: &rng)
             drawn.append("watch")
@@ -64,7 +61,7 @@ enum Accessories {
         let outer = hw * rng.uniform(1.45, 1.6)
         let wall = rng.uniform(5, 11) * ps
         let halfU = rng.uniform(14, 34) * ps
-        let mu = rng.uniform(0.10, 0.16) / ps
+        let mu = rng.uniform(0.045, 0.085) / ps
         let stone = rng.chance(0.35)
         stamp(&field, size: size, centre: centre, axis: d - p, halfU: halfU + 30 * ps, halfV: outer + 2) { u, v in
             var t = 0.0
@@ -94,10 +91,12 @@ enum Accessories {
         stamp(&field, size: size, centre: centre, axis: axis, halfU: max(a, strapHalf) + 2, halfV: hw * 1.25) { u, v in
             let e = pow(abs(u) / a, 4) + pow(abs(v) / b, 4)
             if e <= 1 {
-                var t = 2.6 * density
+                // Case back and bezel, the movement's rings and a battery disc.
+                var t = 1.0 * density
                 let r = (u * u + v * v).squareRoot()
-                if r < 0.72 * min(a, b) { t += 0.9 * density * (0.7 + 0.3 * sin(r / (6 * ps))) }
-                if e > 0.82 { t += 1.2 * density }
+                if r < 0.72 * min(a, b) { t += 0.5 * density * (0.6 + 0.4 * sin(r / (5 * ps))) }
+                if r < 0.32 * min(a, b) { t += 0.9 * density }
+                if e > 0.8 { t += 1.6 * density }
                 return t
             }
             // Crown on the thumb side.
@@ -105,7 +104,7 @@ enum Accessories {
             if abs(u) <= strapHalf && abs(v) <= hw * 1.18 {
                 let phase = (v / linkPitch).truncatingRemainder(dividingBy: 1)
                 let inLink = abs(phase) > 0.12
-                return inLink ? 1.1 * density : 0.35 * density
+                return inLink ? 0.75 * density : 0.2 * density
             }
             return 0
         }

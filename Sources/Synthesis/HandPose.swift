@@ -218,20 +218,27 @@ enum HandBuilder {
 
         // Place in the image: scale to the image size, rotate, mirror a left hand, and
         // shift so every hand bone stays inside with a margin while the forearm leaves the bottom.
-        let pixelScale = pose.scale * Double(size) / 2048
+        var pixelScale = pose.scale * Double(size) / 2048
         var transform = Similarity(origin: pivot, scale: pixelScale, angle: pose.rotation, mirrorX: pose.isLeft,
                                    offset: Vec2(0, 0))
         var handOnly: [Vec2] = []
         for (name, o) in outlines where name != "Radius" && name != "Ulna" { handOnly += o }
-        // Fingertip soft tissue must stay in the image too.
-        let extent = Box(handOnly.map { transform.apply($0) })
-        let margin = 70 * pixelScale
+        // Every hand bone and the fingertips' soft tissue stay inside with a margin and the
+        // forearm keeps room below; a hand too large for that is shrunk until it fits.
         let s = Double(size)
-        let loX = margin - extent.minX, hiX = s - margin - extent.maxX
-        let loY = margin - extent.minY, hiY = s - extent.maxY - 0.16 * s * pose.scale
-        let ox = loX <= hiX ? loX + (hiX - loX) * pose.placeX : (loX + hiX) / 2
-        let oy = loY <= hiY ? loY + (hiY - loY) * pose.placeY : (loY + hiY) / 2
-        transform.offset = Vec2(ox, oy)
+        for _ in 0..<12 {
+            transform.scale = pixelScale
+            transform.offset = Vec2(0, 0)
+            let extent = Box(handOnly.map { transform.apply($0) })
+            let margin = 70 * pixelScale
+            let loX = margin - extent.minX, hiX = s - margin - extent.maxX
+            let loY = margin - extent.minY, hiY = s - extent.maxY - 0.16 * s * pose.scale
+            let fits = loX <= hiX && loY <= hiY
+            transform.offset = Vec2(fits ? loX + (hiX - loX) * pose.placeX : (loX + hiX) / 2,
+                                    fits ? loY + (hiY - loY) * pose.placeY : (loY + hiY) / 2)
+            if fits { break }
+            pixelScale *= 0.94
+        }
 
         var placed: [PlacedBone] = []
         for name in BoneClasses.names {

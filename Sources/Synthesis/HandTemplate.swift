@@ -54,7 +54,7 @@ struct BoneTemplate: Sendable {
         self.distalCap = distalCap ?? (1 - s[s.count - 1])
         let isCarpal = !label.hasPrefix("finger") && label != "Radius" && label != "Ulna"
         self.cortex = cortex ?? (isCarpal ? 0.16 : 0.30)
-        self.medulla = medulla ?? (isCarpal ? 0.42 : 0.18)
+        self.medulla = medulla ?? (isCarpal ? 0.30 : 0.18)
         self.tiltA = tiltA
         self.tiltB = tiltB
     }
@@ -151,10 +151,10 @@ enum HandTemplate {
     /// styloid reaching further distally on the thumb side (sideB).
     static let radius = BoneTemplate(
         label: "Radius", proximal: Vec2(990, 2850), distal: Vec2(918, 1452), width: 215,
-        sideA: [0.24, 0.24, 0.24, 0.25, 0.265, 0.29, 0.32, 0.36, 0.39, 0.415, 0.43],
-        sideB: [-0.24, -0.24, -0.24, -0.25, -0.27, -0.30, -0.35, -0.42, -0.49, -0.54, -0.57],
-        stations: [0.0, 0.3, 0.6, 0.72, 0.80, 0.86, 0.905, 0.935, 0.96, 0.98, 0.995],
-        proximalCap: 0.0, distalCap: -0.008, cortex: 0.30, medulla: 0.17, tiltB: 0.03)
+        sideA: [0.24, 0.24, 0.24, 0.245, 0.25, 0.26, 0.28, 0.32, 0.36, 0.40, 0.43],
+        sideB: [-0.24, -0.24, -0.24, -0.245, -0.25, -0.27, -0.30, -0.34, -0.40, -0.48, -0.57],
+        stations: [0.0, 0.3, 0.6, 0.80, 0.855, 0.895, 0.925, 0.95, 0.968, 0.984, 0.995],
+        proximalCap: 0.0, distalCap: -0.008, cortex: 0.30, medulla: 0.17, tiltB: 0.055)
 
     /// Ulna: a rounded head beside the radius' sigmoid notch, the styloid on the little-finger side (sideA).
     static let ulna = BoneTemplate(

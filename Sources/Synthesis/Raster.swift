@@ -48,7 +48,7 @@ struct ValueNoise: Sendable {
 
 enum Raster {
     /// Attenuation per template pixel of cortical bone.
-    static let corticalMu: Float = 0.034
+    static let corticalMu: Float = 0.041
 
     /// Renders one bone's density from its integer polygon: the projected thickness
     /// of a tube whose wall is the cortex (bright rim) around a lighter medulla with

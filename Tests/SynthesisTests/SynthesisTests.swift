@@ -178,7 +178,9 @@ private func centroid(_ polygon: [Point]) -> (Double, Double) {
         for stream in UInt64(0)..<16 {
             let left = stream % 2 == 1
             let options = SynthOptions(size: 256, seed: 123, flexedFraction: 0.5, accessoryFraction: 0.3)
-            let hand = Radiograph.render(options: options, stream: stream, isLeft: left, patientScale: 1)
+            // Tall patients' hands too must fit (shrunk if need be) with the forearm leaving the image.
+            let scale = [1.0, 1.28, 0.85][Int(stream % 3)]
+            let hand = Radiograph.render(options: options, stream: stream, isLeft: left, patientScale: scale)
             #expect(hand.polygons.count == BoneClasses.count)
             #expect(Set(hand.boneLayers.map(\.label)) == Set(BoneClasses.names))
             let c = hand.polygons.map(centroid)
