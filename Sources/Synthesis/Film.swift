@@ -13,8 +13,11 @@ enum Film {
         var a = [Float](repeating: 0, count: count)
         a.withUnsafeMutableBufferPointer { out in
             soft.withUnsafeBufferPointer { s in
+                for i in 0..<count { out[i] = softMu * s[i] }
+            }
+            if !foreign.isEmpty {
                 foreign.withUnsafeBufferPointer { f in
-                    for i in 0..<count { out[i] = softMu * s[i] + f[i] }
+                    for i in 0..<count { out[i] += f[i] }
                 }
             }
             for layer in layers where layer.width > 0 {
@@ -98,19 +101,21 @@ enum Film {
                             let fx = Float(x) - half
                             let gain = 1 + gx * fx + gy * fy - vignette * (fx * fx + fy * fy) * invHalf2
                             v *= gain
-                            // Approximately Gaussian noise from four 16-bit uniforms; stronger where brighter.
-                            state &+= 0x9E37_79B9_7F4A_7C15
-                            var z = state
-                            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                            z ^= z >> 31
-                            let s = Float(z & 0xFFFF) + Float((z >> 16) & 0xFFFF) + Float((z >> 32) & 0xFFFF) + Float(z >> 48)
-                            let gauss = (s * (1.0 / 65536.0) - 2) * 1.7320508
                             // Quantum noise grows with attenuation above the open field, which
-                            // stays smooth (and keeps the PNG encoder fast).
-                            let signal = max(0, v - blackLevel * gain) * invRange
-                            v += gauss * noiseLevel * min(1, signal * 4).squareRoot()
-                            px[i] = UInt8(max(0, min(255, v.rounded())))
+                            // stays smooth (and keeps the PNG encoder fast). Approximately
+                            // Gaussian: the sum of four 16-bit uniforms.
+                            state &+= 0x9E37_79B9_7F4A_7C15
+                            let signal = (v - blackLevel * gain) * invRange
+                            if signal > 0 {
+                                var z = state
+                                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                                z ^= z >> 31
+                                let s = Float(z & 0xFFFF) + Float((z >> 16) & 0xFFFF) + Float((z >> 32) & 0xFFFF) + Float(z >> 48)
+                                let gauss = (s * (1.0 / 65536.0) - 2) * 1.7320508
+                                v += gauss * noiseLevel * min(1, signal * 4).squareRoot()
+                            }
+                            px[i] = UInt8(min(255, max(0, v + 0.5)))
                         }
                     }
                 }

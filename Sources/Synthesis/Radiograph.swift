@@ -13,6 +13,7 @@ public struct RenderedHand: Sendable {
     /// Soft-tissue thickness per pixel (template pixels); zero outside the hand and forearm.
     public let softTissue: [Float]
     /// Metal (rings, watch, pins) and nail-art density per pixel; never part of a label.
+    /// Empty when the image has no accessory.
     public let foreign: [Float]
     public let isLeft: Bool
     public let wristFlexed: Bool
@@ -62,9 +63,10 @@ public enum Radiograph {
         let soft = upsample(coarse.grid, side: coarse.side, step: step, size: size)
 
         // Foreign bodies.
-        var foreign = [Float](repeating: 0, count: size * size)
+        var foreign: [Float] = []
         var accessories: [String] = []
         if rng.chance(options.accessoryFraction) {
+            foreign = [Float](repeating: 0, count: size * size)
             accessories = Accessories.draw(into: &foreign, size: size, hand: hand, rng: &rng)
         }
 

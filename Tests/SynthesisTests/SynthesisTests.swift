@@ -164,7 +164,7 @@ private func centroid(_ polygon: [Point]) -> (Double, Double) {
                 #expect(hand.softTissue[i] > 0, "bone density outside the hand at pixel \(i)")
             }
             let v = Float(hand.pixels[i])
-            if hand.foreign[i] > 0 { continue }
+            if !hand.foreign.isEmpty && hand.foreign[i] > 0 { continue }
             if boneSum[i] > 0.3 { bone.append(v) } else if boneSum[i] == 0 && hand.softTissue[i] > 40 { softOnly.append(v) } else if hand.softTissue[i] == 0 { background.append(v) }
         }
         func mean(_ a: [Float]) -> Float { a.reduce(0, +) / Float(max(1, a.count)) }
