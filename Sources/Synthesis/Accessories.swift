@@ -50,6 +50,56 @@ enum Accessories {
         }
     }
 
+    /// A block letter of lead in a corner where there is no hand; false when no corner is free.
+    static func marker(into field: inout [Float], soft: [Float], size: Int, letter: Character, pixelScale ps: Double,
+                       rng: inout SplitMix64) -> Bool {
+        let h = Int((rng.uniform(80, 120) * ps).rounded()), w = Int(Double(h) * 0.62)
+        let margin = Int((rng.uniform(40, 110) * ps).rounded())
+        guard h >= 6, w + 2 * margin < size, h + 2 * margin < size else { return false }
+        var corners = [(margin, margin), (size - margin - w, margin), (margin, size - margin - h),
+                       (size - margin - w, size - margin - h)]
+        // Start at a random corner, keep the order after it.
+        let first = rng.int(0...3)
+        corners = Array(corners[first...] + corners[..<first])
+        let density = rng.uniform(1.6, 2.4)
+        for (x0, y0) in corners {
+            let pad = max(2, margin / 2)
+            var free = true
+            check: for y in max(0, y0 - pad)..<min(size, y0 + h + pad) {
+                for x in max(0, x0 - pad)..<min(size, x0 + w + pad) where soft[y * size + x] > 0 {
+                    free = false
+                    break check
+                }
+            }
+            guard free else { continue }
+            for y in y0..<(y0 + h) {
+                for x in x0..<(x0 + w) {
+                    let u = (Double(x - x0) + 0.5) / Double(h), v = (Double(y - y0) + 0.5) / Double(h)
+                    if inLetter(letter, u, v) { field[y * size + x] += Float(density) }
+                }
+            }
+            return true
+        }
+        return false
+    }
+
+    /// Block letters in a box 0.62 wide and 1 high (u right, v down).
+    private static func inLetter(_ letter: Character, _ u: Double, _ v: Double) -> Bool {
+        let stem = u < 0.17
+        if letter == "L" { return stem || (v > 0.83 && u < 0.6) }
+        // R: stem, bowl (top and middle bars joined by a round right side), diagonal leg.
+        let top = v < 0.16 && u < 0.4, middle = v > 0.42 && v < 0.57 && u < 0.4
+        let cu = u - 0.36, cv = v - 0.29
+        let r = (cu * cu + cv * cv).squareRoot()
+        let bowl = cu > 0 && r < 0.285 && r > 0.135
+        // Leg from (0.22, 0.5) to (0.6, 1): distance to that segment.
+        let dx = 0.38, dy = 0.5
+        let t = max(0, min(1, ((u - 0.22) * dx + (v - 0.5) * dy) / (dx * dx + dy * dy)))
+        let lx = u - 0.22 - t * dx, ly = v - 0.5 - t * dy
+        let leg = (lx * lx + ly * ly).squareRoot() < 0.085 && v > 0.5
+        return stem || top || middle || bowl || leg
+    }
+
     private static func chord(_ r: Double, _ v: Double) -> Double { abs(v) < r ? 2 * (r * r - v * v).squareRoot() : 0 }
 
     /// A band seen edge-on: dense at its tangents, thin wall across the finger.

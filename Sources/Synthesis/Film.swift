@@ -40,7 +40,7 @@ enum Film {
         }
 
         // Exposure: detector response 1 − exp(−k·A), display gamma, black and white levels.
-        let k = rng.uniform(0.6, 0.95)
+        let k = rng.uniform(0.6, 0.9)
         let gamma = rng.uniform(0.8, 1.3)
         let black = rng.uniform(2, 26)
         let white = rng.uniform(228, 258)

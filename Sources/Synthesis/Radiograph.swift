@@ -43,7 +43,7 @@ public enum Radiograph {
         var rng = SplitMix64(seed: options.seed, stream: stream, salt: 1)
         let pose = HandPose.random(&rng, isLeft: isLeft, patientScale: patientScale, flexedFraction: options.flexedFraction)
         let hand = HandBuilder.build(pose: pose, size: size)
-        let texture = ValueNoise(seed: rng.next(), cell: Float(max(1.5, 4.5 * hand.pixelScale)))
+        let texture = ValueNoise(seed: rng.next(), cell: Float(max(2, 8 * hand.pixelScale)))
 
         // Bones: integer polygons first, density from exactly those polygons.
         var polygons: [[Point]] = []
@@ -59,7 +59,16 @@ public enum Radiograph {
 
         // Soft tissue on a coarse grid, upsampled.
         let step = max(1, size / 512)
-        let coarse = Raster.softTissue(hand.soft, size: size, step: step, pixelScale: hand.pixelScale)
+        var coarse = Raster.softTissue(hand.soft, size: size, step: step, pixelScale: hand.pixelScale)
+        // Fat and muscle make soft tissue uneven: a gentle low-frequency modulation (never to zero).
+        let tissue = ValueNoise(seed: rng.next(), cell: Float(70 * hand.pixelScale))
+        let tissueAmount = Float(rng.uniform(0.06, 0.16))
+        for gy in 0..<coarse.side {
+            for gx in 0..<coarse.side where coarse.grid[gy * coarse.side + gx] > 0 {
+                let n = tissue.sample(Float(gx * step), Float(gy * step))
+                coarse.grid[gy * coarse.side + gx] *= 1 + tissueAmount * (2 * n - 1)
+            }
+        }
         let soft = upsample(coarse.grid, side: coarse.side, step: step, size: size)
 
         // Foreign bodies.
@@ -68,6 +77,16 @@ public enum Radiograph {
         if rng.chance(options.accessoryFraction) {
             foreign = [Float](repeating: 0, count: size * size)
             accessories = Accessories.draw(into: &foreign, size: size, hand: hand, rng: &rng)
+        }
+        // A lead side marker ("R" or "L") in a free corner of many films.
+        if rng.chance(0.35) {
+            if foreign.isEmpty { foreign = [Float](repeating: 0, count: size * size) }
+            if Accessories.marker(into: &foreign, soft: soft, size: size, letter: isLeft ? "L" : "R",
+                                  pixelScale: hand.pixelScale, rng: &rng) {
+                accessories.append("marker")
+            } else if accessories.isEmpty {
+                foreign = []
+            }
         }
 
         let pixels = Film.expose(layers: layers, soft: soft, foreign: foreign, size: size,

@@ -48,7 +48,7 @@ struct ValueNoise: Sendable {
 
 enum Raster {
     /// Attenuation per template pixel of cortical bone.
-    static let corticalMu: Float = 0.041
+    static let corticalMu: Float = 0.032
 
     /// Renders one bone's density from its integer polygon: the projected thickness
     /// of a tube whose wall is the cortex (bright rim) around a lighter medulla with
@@ -82,16 +82,21 @@ enum Raster {
         let axis = distal - proximal
         let axisLength2 = max(axis.dot(axis), 1e-9)
         // Cortex fraction and medulla density by position along the bone (u in 0…1), tabulated.
-        let stations = 64
+        // The metaphysis (thin cortex) spans a fraction of the bone, but no more than a
+        // forearm bone's last ~200 template pixels.
+        let stations = 128
         var cortexAt = [Double](repeating: cortex, count: stations + 1)
         var medullaAt = [Float](repeating: Float(medulla), count: stations + 1)
         if tubular {
+            let length = axisLength2.squareRoot()
+            let reference = min(length, 700 * pixelScale)
+            let endZone = 0.06 * reference, ramp = 0.22 * reference
             for i in 0...stations {
                 let u = Double(i) / Double(stations)
-                let fromEnd = min(u, 1 - u)
-                let s = max(0, min(1, (fromEnd - 0.06) / 0.22))
+                let fromEnd = min(u, 1 - u) * length
+                let s = max(0, min(1, (fromEnd - endZone) / ramp))
                 let shaft = s * s * (3 - 2 * s)
-                cortexAt[i] = 0.10 + (cortex + 0.08 - 0.10) * shaft
+                cortexAt[i] = 0.10 + (cortex + 0.10 - 0.10) * shaft
                 medullaAt[i] = Float(medulla * (1 - shaft) * 2.1 + medulla * 0.85 * shaft)
             }
         }
@@ -154,7 +159,9 @@ enum Raster {
                     let med = medullaAt[slot]
                     let outer = 2 * (R * R - v * v).squareRoot()
                     let inner = v < rInner ? 2 * (rInner * rInner - v * v).squareRoot() : 0
-                    let tex = 0.72 + 0.56 * texture.sample(Float(x), Float(y))
+                    // Trabeculae: a coarse and a fine octave.
+                    let fx = Float(x), fy = Float(y)
+                    let tex = 0.68 + 0.42 * texture.sample(fx, fy) + 0.22 * texture.sample(fx * 2.7 + 311, fy * 2.7 + 97)
                     let value = mu * unit * (Float(outer - inner) + med * tex * Float(inner))
                     out[row + x] = max(value, 1e-4)
                 }
