@@ -12,9 +12,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
-        // C libraries: OpenBLAS for matrix work, libpng and libjpeg-turbo for images.
+        // C libraries: OpenBLAS for matrix work; libpng, libjpeg-turbo and libdeflate (fast PNG writes) for images.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+        .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("deflate")]),
 
         // Numerical core: tensors, ops, threads, safetensors.
         .target(name: "TensorEngine", dependencies: ["CBLAS"]),
