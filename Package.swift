@@ -45,6 +45,11 @@ let package = Package(
 
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "CompetitionFormat", "Imaging", "TensorEngine"],
+                    exclude: ["Fixtures"]),
+        // Helpers for tests that run the built products as real processes.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "BonectlTests", dependencies: ["TestSupport", "CompetitionFormat", "Imaging", "TensorEngine", "bonectl"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "SynthesisTests", dependencies: ["Synthesis", "CompetitionFormat", "Imaging"]),
         .testTarget(name: "CompetitionFormatTests", dependencies: ["CompetitionFormat", "Imaging", "bonectl"],

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENGINE = os.path.join(ROOT, "Tests", "TensorEngineTests", "Fixtures")
 MODELS = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures")
+SEGMENTATION = os.path.join(ROOT, "Tests", "SegmentationTests", "Fixtures")
 
 M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -122,6 +123,38 @@ def op_fixtures():
     save(ENGINE, "dtypes_bf16", a.bfloat16().float().numpy())
 
 
+def encode_rle(mask):
+    """The competition's reference encoder."""
+    pixels = mask.flatten()
+    pixels = np.concatenate([[0], pixels, [0]])
+    runs = np.where(pixels[1:] != pixels[:-1])[0] + 1
+    runs[1::2] -= runs[::2]
+    return " ".join(str(x) for x in runs)
+
+
+def postprocess_fixtures():
+    """Logits → F.interpolate(bilinear, align_corners=False) → sigmoid → > 0.5 → RLE,
+    for one model and for a soft ensemble of two members at different resolutions."""
+    os.makedirs(SEGMENTATION, exist_ok=True)
+    a = torch.from_numpy((uniform("post.a", 29 * 24 * 24).reshape(1, 29, 24, 24) - 0.5) * 8)
+    b = torch.from_numpy((uniform("post.b", 29 * 16 * 16).reshape(1, 29, 16, 16) - 0.5) * 8)
+    save(SEGMENTATION, "post_a", a.numpy())
+    save(SEGMENTATION, "post_b", b.numpy())
+    height, width = 97, 131
+
+    def masks(logits):
+        up = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+        return (torch.sigmoid(up) > 0.5).numpy()[0].astype(np.uint8)
+
+    single = masks(a)
+    b_up = F.interpolate(b, size=(24, 24), mode="bilinear", align_corners=False)
+    soft = masks((a + b_up) / 2)
+    with open(os.path.join(SEGMENTATION, "post_expected.txt"), "w") as f:
+        for name, m in [("single", single), ("soft", soft)]:
+            for c in range(29):
+                f.write(f"{name},{c},{encode_rle(m[c])}\n")
+
+
 def model_fixtures():
     import segmentation_models_pytorch as smp
     cases = [
@@ -144,4 +177,5 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     torch.set_num_threads(1)
     op_fixtures()
+    postprocess_fixtures()
     model_fixtures()

@@ -3,8 +3,12 @@ import ArgumentParser
 extension Bonectl {
     /// Every bonectl subcommand, in help order. Add a command here when it lands.
     static let subcommandTypes: [ParsableCommand.Type] = [
-        SynthCommand.self,
         EvalCommand.self,
         EnsembleCommand.self,
+        SegmentCommand.self,
+        ModelCommand.self,
+        ReleaseCommand.self,
+        BenchCommand.self,
+        SynthCommand.self,
     ]
 }
