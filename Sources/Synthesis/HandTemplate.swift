@@ -150,15 +150,15 @@ enum HandTemplate {
     /// Radius: the distal surface under scaphoid and lunate, concave, with the radial
     /// styloid reaching further distally on the thumb side (sideB).
     static let radius = BoneTemplate(
-        label: "Radius", proximal: Vec2(990, 2850), distal: Vec2(918, 1452), width: 215,
+        label: "Radius", proximal: Vec2(990, 2850), distal: Vec2(918, 1441), width: 215,
         sideA: [0.24, 0.24, 0.24, 0.245, 0.25, 0.26, 0.28, 0.32, 0.36, 0.40, 0.43],
         sideB: [-0.24, -0.24, -0.24, -0.245, -0.25, -0.27, -0.30, -0.34, -0.40, -0.48, -0.57],
         stations: [0.0, 0.3, 0.6, 0.80, 0.855, 0.895, 0.925, 0.95, 0.968, 0.984, 0.995],
-        proximalCap: 0.0, distalCap: -0.008, cortex: 0.30, medulla: 0.17, tiltB: 0.055)
+        proximalCap: 0.0, distalCap: -0.008, cortex: 0.30, medulla: 0.17, tiltB: 0.042)
 
     /// Ulna: a rounded head beside the radius' sigmoid notch, the styloid on the little-finger side (sideA).
     static let ulna = BoneTemplate(
-        label: "Ulna", proximal: Vec2(1225, 2870), distal: Vec2(1088, 1492), width: 104,
+        label: "Ulna", proximal: Vec2(1225, 2870), distal: Vec2(1086, 1484), width: 104,
         sideA: [0.36, 0.36, 0.36, 0.37, 0.38, 0.42, 0.47, 0.50, 0.48, 0.36],
         sideB: [-0.36, -0.36, -0.36, -0.36, -0.37, -0.40, -0.45, -0.48, -0.45, -0.30],
         stations: [0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.97, 0.985, 0.995, 1.0],

@@ -81,6 +81,10 @@ enum Raster {
         let mu = corticalMu
         let axis = distal - proximal
         let axisLength2 = max(axis.dot(axis), 1e-9)
+        // Trabeculae run along a long bone: texture sampled in the bone's frame, stretched along its axis.
+        let unitAxis = axis.normalized
+        let stretch: Float = tubular ? 0.3 : 0.8
+        let ax = Float(unitAxis.x), ay = Float(unitAxis.y)
         // Cortex fraction and medulla density by position along the bone (u in 0…1), tabulated.
         // The metaphysis (thin cortex) spans a fraction of the bone, but no more than a
         // forearm bone's last ~200 template pixels.
@@ -160,8 +164,9 @@ enum Raster {
                     let outer = 2 * (R * R - v * v).squareRoot()
                     let inner = v < rInner ? 2 * (rInner * rInner - v * v).squareRoot() : 0
                     // Trabeculae: a coarse and a fine octave.
-                    let fx = Float(x), fy = Float(y)
-                    let tex = 0.68 + 0.42 * texture.sample(fx, fy) + 0.22 * texture.sample(fx * 2.7 + 311, fy * 2.7 + 97)
+                    let px = Float(xd - proximal.x), py = Float(yd - proximal.y)
+                    let fu = (px * ax + py * ay) * stretch, fv = px * -ay + py * ax
+                    let tex = 0.68 + 0.42 * texture.sample(fu, fv) + 0.22 * texture.sample(fu * 2.7 + 311, fv * 2.7 + 97)
                     let value = mu * unit * (Float(outer - inner) + med * tex * Float(inner))
                     out[row + x] = max(value, 1e-4)
                 }
