@@ -143,7 +143,7 @@ enum HandBuilder {
             bones[mcName] = mc
             var previousTemplateDistal = mc.template.distal
             var previousDistal = mc.distal
-            var cumulative = ray == 0 ? turn : turn
+            var cumulative = turn
             let flex = pose.fingerFlex[ray]
             for (j, name) in names.dropFirst().enumerated() {
                 var b = bones[name]!
