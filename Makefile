@@ -9,16 +9,17 @@ build:
 	$(SWIFT) build
 
 release:
+	scripts/install-deps.sh
 	$(SWIFT) build -c release
 
 # The README's test command.
 test:
 	scripts/install-deps.sh
-	$(SWIFT) build -c release --product bonectl
 	$(SWIFT) test
 
 # The README's main job (until the daemon and a trained demo release exist):
-# import a deterministic UNet++-resnet34, segment a radiograph, benchmark the forward pass.
+# a phantom radiograph, a deterministic UNet++-resnet34 in SMP's layout, its
+# CSV, overlay and sidecar, and the forward-pass benchmark.
 demo: release
 	scripts/demo.sh
 

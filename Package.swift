@@ -9,19 +9,18 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // C libraries: OpenBLAS for matrix work; libpng, libjpeg-turbo and libdeflate (fast PNG writes) for images.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("deflate")]),
 
         // Numerical core: tensors, ops, threads, safetensors.
         .target(name: "TensorEngine", dependencies: ["CBLAS"]),
         // Networks built on the engine: encoders, UNet++ decoder, model packages.
         .target(name: "Models", dependencies: [
-            "TensorEngine", "SystemIO",
-            .product(name: "Crypto", package: "swift-crypto"),
+            "TensorEngine", "SystemIO", "COpenSSL",
         ]),
         // Durable file writes (temp, fsync, rename, fsync dir) and reads that name the file.
         .target(name: "SystemIO"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job until the daemon and a trained demo release land: make a
-# phantom radiograph, import a deterministic UNet++-resnet34 (SMP key names),
-# segment the radiograph to logits, and benchmark the forward pass.
+# phantom radiograph, import a deterministic UNet++-resnet34 (SMP key names;
+# random weights, so the masks are not anatomy), segment the radiograph to
+# the CSV, overlay and sidecar, and benchmark the forward pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BONECTL=${BONECTL:-.build/release/bonectl}
@@ -19,5 +20,6 @@ if ! "$BONECTL" model list --store "$DEMO/models" | grep -q '^demo-resnet34 '; t
     --encoder resnet34 --input-size 512 --store "$DEMO/models"
 fi
 
-"$BONECTL" segment "$image" --model demo-resnet34 --store "$DEMO/models" --logits "$DEMO/logits.npy"
+"$BONECTL" segment "$image" --model demo-resnet34 --store "$DEMO/models" --out "$DEMO/results" --logits "$DEMO/logits.npy"
+echo "results: $(ls "$DEMO/results" | tr '\n' ' ')"
 "$BONECTL" bench --model demo-resnet34 --store "$DEMO/models" --size 512 --runs 3

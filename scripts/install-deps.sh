@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bonesegd builds and tests against, only when missing.
 set -euo pipefail
-packages=(libopenblas-dev libpng-dev libjpeg62-turbo-dev libdeflate-dev libsystemd-dev libsqlite3-dev pkg-config)
+packages=(libopenblas-dev libpng-dev libjpeg62-turbo-dev libdeflate-dev libsystemd-dev libsqlite3-dev pkg-config libssl-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

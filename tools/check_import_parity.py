@@ -5,6 +5,8 @@ saved with safetensors.torch.save_file(model.state_dict()), imported with
 `bonectl model import`, run with `bonectl segment --logits`, and compared with
 PyTorch on the same radiograph, preprocessed as the competition baseline did
 (gray → 3 channels, /255, bilinear resize with align_corners=False).
+It also decodes the masks of `bonectl segment --out`'s CSV and compares them
+with PyTorch's sigmoid(F.interpolate(logits, original size)) > 0.5.
 
     tools/.venv/bin/python tools/check_import_parity.py IMAGE.png [--bonectl .build/release/bonectl]
 """
@@ -60,6 +62,32 @@ def reference_input(path, size):
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def original_size(path):
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    return image.shape[0], image.shape[1]
+
+
+def read_csv(path):
+    import csv
+    csv.field_size_limit(1 << 30)  # RLE fields of noisy masks are long
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["image_name", "class", "rle"], rows[0]
+    return [r[2] for r in rows[1:]]
+
+
+def decode_rle(rle, height, width):
+    """The competition's reference decoder."""
+    s = rle.split()
+    starts, lengths = [np.asarray(x, dtype=int) for x in (s[0:][::2], s[1:][::2])]
+    starts -= 1
+    ends = starts + lengths
+    img = np.zeros(height * width, dtype=np.uint8)
+    for lo, hi in zip(starts, ends):
+        img[lo:hi] = 1
+    return img.reshape(height, width)
+
+
 def main():
     import segmentation_models_pytorch as smp
 
@@ -80,16 +108,30 @@ def main():
             subprocess.run([a.bonectl, "model", "import", weights, "--name", name, "--arch", "unetplusplus", "--encoder", encoder,
                             "--input-size", str(size), "--decoder-channels", ",".join(map(str, decoder)), "--store", store], check=True)
             out = os.path.join(tmp, f"{encoder}.npy")
-            subprocess.run([a.bonectl, "segment", a.image, "--model", name, "--store", store, "--logits", out], check=True)
+            results = os.path.join(tmp, f"{encoder}-results")
+            subprocess.run([a.bonectl, "segment", a.image, "--model", name, "--store", store, "--logits", out,
+                            "--out", results], check=True, stdout=subprocess.DEVNULL)
             ours = np.load(out)
             with torch.no_grad():
-                theirs = model(reference_input(a.image, size)).numpy()
+                logits = model(reference_input(a.image, size))
+            theirs = logits.numpy()
             scale = np.abs(theirs).max()
             worst = np.abs(ours - theirs).max()
             ok = worst <= 1e-4 * scale
-            failed |= not ok
+            # Masks at the original size from the CSV against PyTorch's postprocessing.
+            height, width = original_size(a.image)
+            with torch.no_grad():
+                reference = (torch.sigmoid(F.interpolate(logits, size=(height, width), mode="bilinear",
+                                                         align_corners=False)) > 0.5).numpy()[0]
+            stem = os.path.splitext(os.path.basename(a.image))[0]
+            rows = read_csv(os.path.join(results, stem + ".csv"))
+            masks = np.stack([decode_rle(rle, height, width) for rle in rows])
+            agreement = (masks == reference).mean()
+            ok_masks = agreement >= 0.9999
+            failed |= not (ok and ok_masks)
             print(f"{encoder} decoder={decoder} input={size}: max|Δ| = {worst:.3g}, max|logit| = {scale:.3g}, "
-                  f"ratio = {worst / scale:.2e} {'OK' if ok else 'FAIL'}")
+                  f"ratio = {worst / scale:.2e} {'OK' if ok else 'FAIL'}; CSV masks agree on {agreement * 100:.4f}% "
+                  f"of {masks.size} pixels ({reference.mean() * 100:.1f}% foreground) {'OK' if ok_masks else 'FAIL'}")
     sys.exit(1 if failed else 0)
 
 

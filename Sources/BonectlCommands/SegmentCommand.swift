@@ -97,7 +97,10 @@ struct SegmentCommand: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(summaries), as: UTF8.self))
         } else {
-            for s in summaries where s.error == nil {
+            for s in summaries where s.error == nil && out == nil {
+                print("\(s.input): logits in \(s.outputs.joined(separator: ", "))")
+            }
+            for s in summaries where s.error == nil && out != nil {
                 let empty = s.flags.filter { $0.kind == "empty" }.count
                 let unusual = s.flags.filter { $0.kind == "unusual_area" }.count
                 let total = s.timings.values.reduce(0, +)

@@ -1,4 +1,4 @@
-import Crypto
+import COpenSSL
 import Foundation
 import SystemIO
 import TensorEngine
@@ -73,9 +73,41 @@ public struct LoadedModel: Sendable {
     public let directory: String
 }
 
+/// SHA-256 through OpenSSL's libcrypto, as lowercase hex.
 public enum SHA256Digest {
-    public static func hex<D: DataProtocol>(_ data: D) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    /// Incremental hashing for data that arrives in pieces.
+    public final class Hasher {
+        private let context: OpaquePointer
+
+        public init() {
+            context = EVP_MD_CTX_new()
+            EVP_DigestInit_ex(context, EVP_sha256(), nil)
+        }
+
+        deinit { EVP_MD_CTX_free(context) }
+
+        public func update(_ buffer: UnsafeRawBufferPointer) {
+            if let base = buffer.baseAddress, buffer.count > 0 { EVP_DigestUpdate(context, base, buffer.count) }
+        }
+
+        public func finalizeHex() -> String {
+            var digest = [UInt8](repeating: 0, count: 32)
+            var length: UInt32 = 0
+            EVP_DigestFinal_ex(context, &digest, &length)
+            return digest.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
+        }
+    }
+
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let hasher = Hasher()
+        bytes.withUnsafeBytes { hasher.update($0) }
+        return hasher.finalizeHex()
+    }
+
+    public static func hex(_ data: Data) -> String {
+        let hasher = Hasher()
+        data.withUnsafeBytes { hasher.update($0) }
+        return hasher.finalizeHex()
     }
 
     public static func hex(ofFile path: String) throws -> String {
@@ -83,9 +115,9 @@ public enum SHA256Digest {
             throw ModelError("\(path): cannot open for reading")
         }
         defer { try? handle.close() }
-        var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 1 << 22), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let hasher = Hasher()
+        while let chunk = try handle.read(upToCount: 1 << 22), !chunk.isEmpty { chunk.withUnsafeBytes { hasher.update($0) } }
+        return hasher.finalizeHex()
     }
 }
 

@@ -63,3 +63,15 @@ func fixture(_ name: String, file: String = #filePath) throws -> Tensor {
         #expect(throws: ModelError.self) { try model.forward(Tensor(zeros: [1, 3, 48, 64])) }
     }
 }
+
+@Suite struct SHA256DigestTests {
+    @Test func matchesKnownVectors() throws {
+        #expect(SHA256Digest.hex(Array("x".utf8)) == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881")
+        #expect(SHA256Digest.hex([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let path = NSTemporaryDirectory() + "sha-\(UUID().uuidString)"
+        let big = [UInt8](repeating: 0x61, count: (1 << 22) + 3)  // spans two read chunks
+        try Data(big).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try SHA256Digest.hex(ofFile: path) == SHA256Digest.hex(big))
+    }
+}
