@@ -88,6 +88,16 @@ int bp_png_decode(const uint8_t *data, size_t length, uint32_t max_width,
                   char *err, size_t err_length) {
     *samples = NULL;
     if (check_signature(data, length, err, err_length) != 0) return -1;
+    // IHDR is always the first chunk: refuse an oversized image from its
+    // declared size alone, even when the rest of the file is missing.
+    if (length >= 24 && memcmp(data + 12, "IHDR", 4) == 0) {
+        uint32_t w = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19];
+        uint32_t h = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23];
+        if (w > max_width || h > max_height) {
+            snprintf(err, err_length, "image is %ux%u, over the limit of %ux%u", w, h, max_width, max_height);
+            return -1;
+        }
+    }
     reader_state state = {data, length, 0};
     state.err = err;
     state.err_length = err_length;

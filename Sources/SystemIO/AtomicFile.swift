@@ -104,12 +104,18 @@ public enum AtomicFile {
         return bytes
     }
 
-    /// Creates a directory and its parents (like mkdir -p).
-    public static func makeDirectories(_ path: String) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw FileError(path: path, operation: "mkdir", code: (error as NSError).code == 0 ? EIO : Int32((error as NSError).code))
+    /// Creates a directory and its parents (like mkdir -p); errors carry the real errno.
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component
+            if mkdir(prefix, mode) != 0 && errno != EEXIST {
+                throw FileError(path: prefix, operation: "mkdir", code: errno)
+            }
+            var info = stat()
+            if stat(prefix, &info) != 0 { throw FileError(path: prefix, operation: "stat", code: errno) }
+            if (info.st_mode & S_IFMT) != S_IFDIR { throw FileError(path: prefix, operation: "mkdir", code: ENOTDIR) }
+            prefix += "/"
         }
     }
 }

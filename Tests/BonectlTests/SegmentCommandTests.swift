@@ -183,3 +183,45 @@ enum SHA256Reference {
         return String(text.prefix(64))
     }
 }
+
+/// Inputs that must be refused cleanly: one line naming the file and the problem, nothing written.
+@Suite struct SegmentRejectionTests {
+    @Test func bombHeaderAndTruncatedFilesAreRefusedBeforeDecoding() throws {
+        let folder = TemporaryFolder("reject")
+        let store = folder.file("models")
+        let weights = folder.file("w.safetensors")
+        #expect(try Product.run("bonectl", ["model", "random-weights", "--encoder", "resnet18", "--decoder-channels", "8,8,8,8,8", "--out", weights]).status == 0)
+        #expect(try Product.run("bonectl", ["model", "import", weights, "--name", "m", "--arch", "unetplusplus", "--encoder", "resnet18",
+                                            "--decoder-channels", "8,8,8,8,8", "--input-size", "64", "--store", store]).status == 0)
+        // A valid PNG signature and IHDR chunk declaring 100000×100000 (CRC included), then nothing.
+        var bomb: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]
+        bomb += [0x00, 0x01, 0x86, 0xA0, 0x00, 0x01, 0x86, 0xA0, 8, 0, 0, 0, 0]
+        bomb += crc32(Array(bomb[12...])).bigEndianBytes
+        try Data(bomb).write(to: URL(fileURLWithPath: folder.file("bomb.png")))
+        let good = try PNGCodec.encode(pixels: [UInt8](repeating: 90, count: 64 * 48), width: 64, height: 48, channels: 1)
+        try Data(good.prefix(good.count / 2)).write(to: URL(fileURLWithPath: folder.file("truncated.png")))
+        try Data().write(to: URL(fileURLWithPath: folder.file("empty.png")))
+        for (name, message) in [("bomb.png", "over the limit"), ("truncated.png", "truncated"), ("empty.png", "empty")] {
+            let out = folder.file("out-\(name)")
+            let result = try Product.run("bonectl", ["segment", folder.file(name), "--model", "m", "--store", store, "--out", out])
+            let lines = result.stderr.split(separator: "\n")
+            #expect(result.status != 0)
+            #expect(lines.count == 1 && lines[0].contains(name) && lines[0].contains(message), "\(name): \(result.stderr)")
+            let written = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+            #expect(written.isEmpty, "\(name) left \(written)")
+        }
+    }
+
+    func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = (crc >> 1) ^ (crc & 1 == 1 ? 0xEDB8_8320 : 0) }
+        }
+        return ~crc
+    }
+}
+
+extension UInt32 {
+    var bigEndianBytes: [UInt8] { [UInt8(self >> 24), UInt8((self >> 16) & 0xFF), UInt8((self >> 8) & 0xFF), UInt8(self & 0xFF)] }
+}
