@@ -6,9 +6,11 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "bonectl", targets: ["bonectl"]),
+        .executable(name: "bonesegd", targets: ["bonesegd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C libraries: OpenBLAS for matrix work; libpng, libjpeg-turbo and libdeflate (fast PNG writes) for images.
@@ -35,9 +37,18 @@ let package = Package(
         // Synthetic hand radiographs with exact bone labels, in the competition's layout.
         .target(name: "Synthesis", dependencies: ["CompetitionFormat", "Imaging", "SystemIO"]),
 
+        // The daemon: spool, inotify watcher, job runner, ledger (SQLite), control socket, sd_notify, config.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "Daemon", dependencies: [
+            "CSQLite", "CSystemd", "SystemIO", "Imaging", "Models", "CompetitionFormat", "Segmentation",
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        .executableTarget(name: "bonesegd", dependencies: ["Daemon"]),
+
         // bonectl's commands live in a library so tests can reach them.
         .target(name: "BonectlCommands", dependencies: [
-            "TensorEngine", "Models", "Imaging", "CompetitionFormat", "SystemIO", "Segmentation", "Synthesis",
+            "TensorEngine", "Models", "Imaging", "CompetitionFormat", "SystemIO", "Segmentation", "Synthesis", "Daemon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bonectl", dependencies: ["BonectlCommands"]),
@@ -49,6 +60,7 @@ let package = Package(
         // Helpers for tests that run the built products as real processes.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "BonectlTests", dependencies: ["TestSupport", "CompetitionFormat", "Imaging", "TensorEngine", "bonectl"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "BonectlCommands", "Imaging", "bonesegd", "bonectl"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "SynthesisTests", dependencies: ["Synthesis", "CompetitionFormat", "Imaging"]),
         .testTarget(name: "CompetitionFormatTests", dependencies: ["CompetitionFormat", "Imaging", "bonectl"],

@@ -10,5 +10,10 @@ extension Bonectl {
         ReleaseCommand.self,
         BenchCommand.self,
         SynthCommand.self,
+        StatusCommand.self,
+        StatsCommand.self,
+        ReloadCommand.self,
+        PauseCommand.self,
+        ResumeCommand.self,
     ]
 }
