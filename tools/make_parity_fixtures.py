@@ -173,9 +173,29 @@ def model_fixtures():
         print(name, tuple(y.shape), "max|logit| =", float(y.abs().max()))
 
 
+def encoder_fixtures():
+    """DenseNet and timm HRNet encoders under UNet++. Only the expected logits are
+    committed (2 classes to keep them small); the Swift test regenerates the input
+    from "<name>.input" with the same generator."""
+    import segmentation_models_pytorch as smp
+    cases = [
+        ("unetpp_densenet121", "densenet121", (256, 128, 64, 32, 16), 2, 64, 64),
+        ("unetpp_hrnet_w18", "tu-hrnet_w18", (256, 128, 64, 32, 16), 2, 64, 64),
+    ]
+    for name, encoder, decoder, classes, h, w in cases:
+        model = smp.UnetPlusPlus(encoder, encoder_weights=None, classes=classes, decoder_channels=decoder).eval()
+        fill_state_dict(model)
+        x = torch.from_numpy(uniform(name + ".input", 3 * h * w).reshape(1, 3, h, w))
+        with torch.no_grad():
+            y = model(x)
+        save(MODELS, name + "_logits", y.numpy())
+        print(name, tuple(y.shape), "max|logit| =", float(y.abs().max()))
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     torch.set_num_threads(1)
     op_fixtures()
     postprocess_fixtures()
     model_fixtures()
+    encoder_fixtures()

@@ -3,6 +3,8 @@ import TensorEngine
 /// Encoder names accepted by `--encoder`.
 public enum EncoderName: String, Sendable, CaseIterable, Codable {
     case resnet18, resnet34, resnet50
+    case densenet121, densenet169, densenet201
+    case hrnetW18 = "tu-hrnet_w18", hrnetW32 = "tu-hrnet_w32", hrnetW48 = "tu-hrnet_w48"
 }
 
 /// A UNet++ network ready for inference: encoder, decoder and head with every
@@ -23,6 +25,12 @@ public struct SegmentationModel: Sendable {
         case .resnet18: encoder = ResNetEncoder(.resnet18, weights: weights)
         case .resnet34: encoder = ResNetEncoder(.resnet34, weights: weights)
         case .resnet50: encoder = ResNetEncoder(.resnet50, weights: weights)
+        case .densenet121: encoder = DenseNetEncoder(.densenet121, weights: weights)
+        case .densenet169: encoder = DenseNetEncoder(.densenet169, weights: weights)
+        case .densenet201: encoder = DenseNetEncoder(.densenet201, weights: weights)
+        case .hrnetW18: encoder = HRNetEncoder(.w18, weights: weights)
+        case .hrnetW32: encoder = HRNetEncoder(.w32, weights: weights)
+        case .hrnetW48: encoder = HRNetEncoder(.w48, weights: weights)
         }
         decoder = try UnetPlusPlusDecoder(encoderChannels: encoder.outChannels, decoderChannels: decoderChannels, weights: weights)
         head = .load(weights, conv: "segmentation_head.0", batchNorm: nil, inChannels: decoderChannels.last!,
