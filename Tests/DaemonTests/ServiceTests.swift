@@ -171,6 +171,57 @@ struct ServiceTests {
         #expect(Set(ReleaseLinks(stateDir: h.state).names()) == ["r1", "r2"])
     }
 
+    @Test("The production engine: a release of a real UNet++ (small, random weights) made with bonectl, activated, served")
+    func pipelineEngine() throws {
+        let h = try DaemonHarness(settle: 0.1, extra: "")
+        // The harness's config uses the intensity engine; this one serves the pipeline.
+        let config = try String(contentsOfFile: h.configPath, encoding: .utf8).replacingOccurrences(of: "engine = \"intensity\"", with: "engine = \"pipeline\"")
+        try config.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+        let models = "\(h.state)/models"
+        let weights = "\(h.root)/w.safetensors"
+        for arguments in [
+            ["model", "random-weights", "--encoder", "resnet18", "--decoder-channels", "32,16,8,8,4", "--out", weights],
+            ["model", "import", weights, "--name", "tiny", "--encoder", "resnet18", "--input-size", "64", "--decoder-channels", "32,16,8,8,4", "--store", models],
+            ["release", "create", "tiny-rel", "--members", "tiny", "--store", models],
+        ] {
+            let result = try runCommand(Products.bonectl, arguments)
+            try #require(result.status == 0, "bonectl \(arguments.joined(separator: " ")): \(result.stderr)")
+        }
+        // Activation verifies the release the way the daemon loads it.
+        var activate = try ReleaseActivate.parse(["tiny-rel", "--config", h.configPath])
+        try activate.run()
+        #expect(ReleaseLinks(stateDir: h.state).active() == "tiny-rel")
+        // A member whose weights changed after the release was made is refused.
+        try h.makeRelease("tampered")
+        try FileManager.default.removeItem(atPath: "\(h.state)/releases/tampered")
+        try FileManager.default.copyItem(atPath: "\(h.state)/releases/tiny-rel", toPath: "\(h.state)/releases/tampered")
+        let manifest = "\(h.state)/releases/tampered/release.json"
+        let text = try String(contentsOfFile: manifest, encoding: .utf8)
+        let sha = try #require(text.range(of: "[0-9a-f]{64}", options: .regularExpression))
+        try text.replacingCharacters(in: sha, with: String(repeating: "0", count: 64)).write(toFile: manifest, atomically: true, encoding: .utf8)
+        var tampered = try ReleaseActivate.parse(["tampered", "--config", h.configPath])
+        #expect(throws: (any Error).self) { try tampered.run() }
+        #expect(ReleaseLinks(stateDir: h.state).active() == "tiny-rel")
+
+        try h.startReady()
+        for i in 0..<3 { try h.drop(Images.png(seed: 60 + i, width: 96, height: 80), as: "ID007/p\(i).png") }
+        try h.drop(Array("not an image".utf8), as: "ID007/bad.png")
+        #expect(waitUntil(120) { h.files(under: "done").count == 3 && h.files(under: "quarantine").count == 2 },
+                "log:\n\(h.log.suffix(2000))")
+        for i in 0..<3 {
+            SpoolTests.expectComplete(h, "ID007/p\(i).png")
+            let data = FileManager.default.contents(atPath: "\(h.spool)/outbox/ID007/p\(i).json") ?? Data()
+            let sidecar = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+            #expect(sidecar?["release"] as? String == "tiny-rel")
+        }
+        let status = try h.status()
+        #expect(status.release?.name == "tiny-rel")
+        #expect(status.release?.members == ["tiny"])
+        #expect(status.release?.engine == "pipeline")
+        #expect(status.total.processed == 3 && status.total.quarantined == 1)
+        h.stop()
+    }
+
     @Test("A bad config is refused at start with the key and the reason")
     func badConfig() throws {
         let h = try DaemonHarness()
