@@ -562,7 +562,9 @@ public final class Daemon: @unchecked Sendable {
                                  at: now.timeIntervalSince1970)
         try finalize(job.relative, state: .quarantined)
         try ledger.markFinalized(id: job.id, at: Date().timeIntervalSince1970)
-        log.log(.warning, "\(job.relative): quarantined: \(error)", fields: fields(job, "quarantined", release, timings.processMs, sha))
+        let ms = timings.readMs + timings.processMs
+        log.log(.warning, "\(job.relative): quarantined after \(String(format: "%.1f", ms)) ms: \(error)",
+                fields: fields(job, "quarantined", release, ms, sha))
         return .finished
     }
 
