@@ -19,11 +19,10 @@ public struct ReleaseLinks: Sendable {
     var previousLink: String { "\(stateDir)/previous" }
 
     static func target(of link: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink(link, &buffer, buffer.count - 1)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { readlink(link, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count - 1) }
         guard n > 0 else { return nil }
-        buffer[n] = 0
-        let target = String(cString: buffer)
+        let target = String(decoding: buffer[0..<n], as: UTF8.self)
         let name = (target as NSString).lastPathComponent
         return name.isEmpty ? nil : name
     }

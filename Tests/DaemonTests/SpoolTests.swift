@@ -230,6 +230,38 @@ struct SpoolTests {
         #expect(try ledger.counts(since: nil).processed == valid.count)
     }
 
+    @Test("SIGTERM: the job in progress finishes, unstarted claims go back to the inbox, exit 0; a restart finishes the rest")
+    func sigtermReturnsWork() throws {
+        let h = try DaemonHarness(settle: 0.05)
+        try h.startReady()
+        var inputs = [String]()
+        for i in 0..<150 {
+            let rel = "ID\(i % 5)/t\(i).png"
+            try h.drop(Images.png(seed: 100 + i, width: 160, height: 160), as: rel)
+            inputs.append(rel)
+        }
+        #expect(waitUntil(30) { h.files(under: "done").count >= 5 })
+        h.stop()
+        #expect(h.process?.terminationStatus == 0)
+        #expect(h.files(under: "work").isEmpty, "work/ after SIGTERM: \(h.files(under: "work"))")
+        let done = Set(h.files(under: "done"))
+        let waiting = Set(h.files(under: "inbox"))
+        #expect(done.count + waiting.count == inputs.count, "\(done.count) done + \(waiting.count) waiting")
+        #expect(!waiting.isEmpty, "everything finished before SIGTERM; the test did not stop the daemon mid-queue")
+        for rel in done { SpoolTests.expectComplete(h, rel) }
+        #expect(h.log.contains("STOPPING") || h.log.contains("stopping: finishing the jobs in progress"))
+        let ledger = try Ledger(path: "\(h.state)/ledger.sqlite", readOnly: true)
+        for rel in inputs {
+            let states = try ledger.states(ofInput: rel)
+            #expect(!states.contains(.claimed) && !states.contains(.processing), "\(rel): \(states)")
+        }
+        try h.startReady()
+        #expect(waitUntil(60) { h.files(under: "done").count == inputs.count })
+        for rel in inputs { SpoolTests.expectComplete(h, rel) }
+        #expect(try h.status().total.processed == inputs.count)
+        h.stop()
+    }
+
     @Test("A full outbox: inputs intact, degraded, automatic recovery when space returns",
           .enabled(if: getuid() == 0, "mounting a small tmpfs needs root"))
     func fullOutbox() throws {
