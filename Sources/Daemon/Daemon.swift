@@ -67,6 +67,7 @@ public final class Daemon: @unchecked Sendable {
     private let startedAt = Date()
     private let startedMonotonic = monotonicSeconds()
     private var wakeFd: Int32 = -1
+    private var lastClaimWarning = -Double.infinity
 
     public init(config: DaemonConfig, loader: any ProcessorLoader,
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
@@ -314,6 +315,7 @@ public final class Daemon: @unchecked Sendable {
         }
         var claimed = [String]()
         var gone = Set<String>()
+        var claimFailure: String?
         for rel in settled {
             let target = "\(spool.work)/\(rel)"
             do {
@@ -322,7 +324,7 @@ public final class Daemon: @unchecked Sendable {
             } catch let error as FileError where error.code == ENOENT {
                 gone.insert(rel)
             } catch {
-                log.log(.warning, "cannot claim \(rel): \(error)")
+                claimFailure = "cannot claim \(rel) into \(spool.work): \(error)"
             }
         }
         var ids = [Int64]()
@@ -345,7 +347,16 @@ public final class Daemon: @unchecked Sendable {
             inFlight.insert(rel)
         }
         if !claimed.isEmpty { cond.broadcast() }
+        // A claim that fails (work/ unwritable or full) makes the daemon degraded until a
+        // job succeeds again; the file stays in the inbox and is tried on the next tick.
+        var report = false
+        if let claimFailure {
+            degradedReason = claimFailure
+            report = now - lastClaimWarning >= 30
+            if report { lastClaimWarning = now }
+        }
         cond.unlock()
+        if report, let claimFailure { log.log(.warning, "degraded: \(claimFailure)") }
     }
 
     // MARK: workers

@@ -262,6 +262,29 @@ struct SpoolTests {
         h.stop()
     }
 
+    @Test("A claim that cannot happen (work/ on another file system): degraded with the reason, recovers when fixed",
+          .enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func claimFailure() throws {
+        let h = try DaemonHarness(settle: 0.05)
+        try h.startReady()
+        let work = "\(h.spool)/work"
+        let mounted = try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", work])
+        try #require(mounted.status == 0, "mount failed: \(mounted.stderr)")
+        var unmounted = false
+        defer { if !unmounted { _ = try? runCommand("/bin/umount", ["-l", work]) } }
+        try h.drop(Images.png(seed: 11), as: "ID1/c.png")
+        #expect(waitUntil(10) { (try? h.status().state) == "degraded" })
+        #expect(try h.status().degradedReason?.contains("cannot claim ID1/c.png") == true)
+        #expect(FileManager.default.fileExists(atPath: "\(h.inbox)/ID1/c.png"), "the input left the inbox")
+        #expect(h.process?.isRunning == true)
+        _ = try runCommand("/bin/umount", [work])
+        unmounted = true
+        #expect(waitUntil(10) { FileManager.default.fileExists(atPath: "\(h.spool)/done/ID1/c.png") })
+        SpoolTests.expectComplete(h, "ID1/c.png")
+        #expect(waitUntil(5) { (try? h.status().state) == "running" })
+        h.stop()
+    }
+
     @Test("A full outbox: inputs intact, degraded, automatic recovery when space returns",
           .enabled(if: getuid() == 0, "mounting a small tmpfs needs root"))
     func fullOutbox() throws {
