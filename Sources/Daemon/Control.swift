@@ -253,12 +253,13 @@ public final class ControlServer: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let (allowed, who) = peerAllowed(fd)
+        // The request is read before any reply, so a refused client sees the answer, not EPIPE.
+        let line = ControlClient.readLine(fd, limit: 65536)
         let reply: ControlReply
         if !allowed {
             log.log(.warning, "control socket: refused \(who): not root, not the daemon's user, not in the socket's group")
             reply = ControlReply(ok: false, message: "permission denied: not in the control socket's group")
-        } else if let line = ControlClient.readLine(fd, limit: 65536),
-                  let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(line)) {
+        } else if let line, let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(line)) {
             reply = handler(request)
         } else {
             reply = ControlReply(ok: false, message: "malformed request: expected one JSON object line such as {\"command\":\"status\"}")

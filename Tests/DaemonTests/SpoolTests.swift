@@ -30,7 +30,7 @@ struct SpoolTests {
 
     @Test("500 files at once: valid, slow, .part renamed, duplicates, zero-byte, truncated, text, huge header")
     func mixedDrop() throws {
-        let h = try DaemonHarness(settle: 0.4)
+        let h = try DaemonHarness(settle: 1.0)
         try h.startReady()
         var valid = [String]()
         var bad = [String: String]()  // relative → expected fragment of the error
