@@ -8,7 +8,7 @@ PyTorch on the same radiograph, preprocessed as the competition baseline did
 It also decodes the masks of `bonectl segment --out`'s CSV and compares them
 with PyTorch's sigmoid(F.interpolate(logits, original size)) > 0.5.
 
-    tools/.venv/bin/python tools/check_import_parity.py IMAGE.png [--bonectl .build/release/bonectl]
+    tools/.venv/bin/python tools/check_import_parity.py IMAGE.png [--bonectl .build/release/bonectl] [--only densenet121,tu-hrnet_w18]
 """
 import argparse
 import os
@@ -25,6 +25,9 @@ from safetensors.torch import save_file
 CASES = [
     ("resnet34", (256, 128, 64, 32, 16), 512),
     ("resnet18", (128, 64, 32, 16, 8), 256),
+    ("densenet121", (256, 128, 64, 32, 16), 512),
+    ("densenet201", (256, 128, 64, 32, 16), 512),
+    ("tu-hrnet_w18", (256, 128, 64, 32, 16), 512),
 ]
 
 
@@ -94,11 +97,14 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("image")
     p.add_argument("--bonectl", default=os.path.join(os.path.dirname(__file__), "..", ".build", "release", "bonectl"))
+    p.add_argument("--only", help="comma-separated encoders of CASES to run (default: all)")
     a = p.parse_args()
     torch.set_num_threads(2)
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         for seed, (encoder, decoder, size) in enumerate(CASES):
+            if a.only and encoder not in a.only.split(","):
+                continue
             model = smp.UnetPlusPlus(encoder, encoder_weights=None, classes=29, decoder_channels=decoder).eval()
             randomize(model, seed + 1)
             weights = os.path.join(tmp, f"{encoder}.safetensors")
