@@ -23,8 +23,10 @@ public struct Conv2D: Sendable {
     public let padding: Int
     public let dilation: Int
     /// [outChannels, inChannels * kernelHeight * kernelWidth]
-    public var weight: [Float]
-    public var bias: [Float]
+    public private(set) var weight: [Float]
+    public private(set) var bias: [Float]
+    /// Winograd-domain weights, made on first use (after any BatchNorm fold).
+    var winogradWeights = WinogradWeights()
 
     /// Target size of one column tile, in floats (4 MB).
     static let tileFloats = 1 << 20
@@ -73,6 +75,7 @@ public struct Conv2D: Sendable {
             for i in 0..<k { weight[o * k + i] = Float(Double(weight[o * k + i]) * scale) }
             bias[o] = Float(Double(beta[o]) + (Double(bias[o]) - Double(mean[o])) * scale)
         }
+        winogradWeights = WinogradWeights()
     }
 
     public func callAsFunction(_ input: Tensor, epilogue: ConvEpilogue = .none, pool: ComputePool = .shared) -> Tensor {
@@ -84,6 +87,16 @@ public struct Conv2D: Sendable {
         if case .addThenReLU(let residual) = epilogue {
             precondition(residual.shape == output.shape, "residual \(residual.shape) does not match conv output \(output.shape)")
         }
+        if usesWinograd {
+            forwardWinograd(input, into: output, epilogue: epilogue, pool: pool)
+            return output
+        }
+        return forwardIm2col(input, into: output, epilogue: epilogue, pool: pool)
+    }
+
+    /// im2col + SGEMM, the general path (any kernel, stride, padding, dilation).
+    func forwardIm2col(_ input: Tensor, into output: Tensor, epilogue: ConvEpilogue, pool: ComputePool) -> Tensor {
+        let (outH, outW) = (output.height, output.width)
         let k = reductionSize
         let outPlane = outH * outW
         let direct = kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padding == 0
