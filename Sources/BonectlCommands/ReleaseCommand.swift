@@ -7,7 +7,7 @@ struct ReleaseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "release",
         abstract: "Make and inspect releases: ensembles of models from the store.",
-        subcommands: [Create.self, List.self]
+        subcommands: [Create.self, List.self, ReleaseActivate.self, ReleaseRollback.self, ReleasePrune.self]
     )
 
     struct Create: ParsableCommand {
