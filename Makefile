@@ -17,9 +17,9 @@ test:
 	scripts/install-deps.sh
 	$(SWIFT) test
 
-# The README's main job (until the daemon and a trained demo release exist):
-# a phantom radiograph, a deterministic UNet++-resnet34 in SMP's layout, its
-# CSV, overlay and sidecar, and the forward-pass benchmark.
+# The README's main job: bonesegd on a local spool (DEMO_DIR, default
+# /tmp/bonesegd-demo) serving a release of a deterministic UNet++-resnet34 in
+# SMP's layout, fed phantom radiographs; then the forward-pass benchmark.
 demo: release
 	scripts/demo.sh
 
