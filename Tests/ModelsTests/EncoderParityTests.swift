@@ -29,16 +29,20 @@ import TensorEngine
     }
 
     /// Key counts of SMP 0.6's UnetPlusPlus(encoder, classes=29) state_dicts, with
-    /// num_batches_tracked (one per BatchNorm), as printed by PyTorch.
+    /// num_batches_tracked (one per BatchNorm), and their parameter counts
+    /// (`sum(p.numel() for p in model.parameters())`), as printed by PyTorch.
     @Test(arguments: [
-        (EncoderName.densenet121, 859), (EncoderName.densenet169, 1147), (EncoderName.densenet201, 1339),
-        (EncoderName.hrnetW18, 2060), (EncoderName.hrnetW32, 2060), (EncoderName.hrnetW48, 2060),
+        (EncoderName.densenet121, 859, 30_076_333), (EncoderName.densenet169, 1147, 38_850_989),
+        (EncoderName.densenet201, 1339, 48_588_205), (EncoderName.hrnetW18, 2060, 20_797_569),
+        (EncoderName.hrnetW32, 2060, 40_731_245), (EncoderName.hrnetW48, 2060, 76_968_429),
     ])
-    func keyCountMatchesSMP(encoder: EncoderName, keys expected: Int) {
+    func keysMatchSMP(encoder: EncoderName, keys expected: Int, parameters: Int) {
         let keys = SegmentationModel.parameterShapes(encoder: encoder)
         let batchNorms = keys.filter { $0.0.hasSuffix(".running_var") }.count
         #expect(keys.count + batchNorms == expected)
         #expect(Set(keys.map(\.0)).count == keys.count, "no key is taken twice")
+        let learned = keys.filter { !$0.0.hasSuffix(".running_mean") && !$0.0.hasSuffix(".running_var") }
+        #expect(learned.reduce(0) { $0 + $1.1.reduce(1, *) } == parameters)
     }
 
     /// Channel counts of SMP's `encoder.out_channels`.
