@@ -137,29 +137,17 @@ public struct ModelStore: Sendable {
         }
     }
 
+    var entries: ManifestDirectory { ManifestDirectory(root: root, file: "model.json", kind: "model") }
+
     /// Names of the models in the store, sorted.
-    public func names() -> [String] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        return entries.filter { !$0.hasPrefix(".") && FileManager.default.fileExists(atPath: "\(root)/\($0)/model.json") }.sorted()
-    }
+    public func names() -> [String] { entries.names() }
 
     public func manifest(of name: String) throws -> ModelManifest {
-        let path = "\(directory(of: name))/model.json"
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let known = names()
-            throw ModelError("no model '\(name)' in \(root)" + (known.isEmpty ? " (the store is empty)" : " (have: \(known.joined(separator: ", ")))"))
+        let manifest = try entries.read(name, as: ModelManifest.self)
+        guard manifest.formatVersion <= ModelManifest.currentFormat else {
+            throw ModelError("\(directory(of: name))/model.json: format version \(manifest.formatVersion) is newer than this bonectl understands")
         }
-        do {
-            let manifest = try JSONDecoder().decode(ModelManifest.self, from: data)
-            guard manifest.formatVersion <= ModelManifest.currentFormat else {
-                throw ModelError("\(path): format version \(manifest.formatVersion) is newer than this bonectl understands")
-            }
-            return manifest
-        } catch let error as ModelError {
-            throw error
-        } catch {
-            throw ModelError("\(path): not a valid model.json: \(error)")
-        }
+        return manifest
     }
 
     /// Loads and verifies a model: the weights' sha256 must match the manifest.
@@ -206,21 +194,7 @@ public struct ModelStore: Sendable {
         provenance["imported_at"] = ISO8601DateFormatter().string(from: Date())
         let manifest = ModelManifest(name: name, encoder: encoder, decoderChannels: decoderChannels, classes: classes,
                                      inputSize: inputSize, normalize: normalize, weightsSHA256: digest, provenance: provenance)
-        try AtomicFile.makeDirectories(root)
-        let staging = "\(root)/.import-\(name)-\(ProcessInfo.processInfo.processIdentifier)"
-        try? FileManager.default.removeItem(atPath: staging)
-        try AtomicFile.makeDirectories(staging)
-        do {
-            try AtomicFile.write(bytes, to: "\(staging)/weights.safetensors")
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try AtomicFile.write(try encoder.encode(manifest), to: "\(staging)/model.json")
-            guard rename(staging, target) == 0 else { throw FileError(path: target, operation: "rename", code: errno) }
-            try AtomicFile.syncDirectory(root)
-        } catch {
-            try? FileManager.default.removeItem(atPath: staging)
-            throw error
-        }
+        try entries.publish(name, files: [("weights.safetensors", bytes), ("model.json", try ManifestDirectory.encode(manifest))])
         return manifest
     }
 }

@@ -117,23 +117,11 @@ public struct ReleaseStore: Sendable {
 
     public func directory(of name: String) -> String { "\(root)/\(name)" }
 
-    public func names() -> [String] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        return entries.filter { !$0.hasPrefix(".") && FileManager.default.fileExists(atPath: "\(root)/\($0)/release.json") }.sorted()
-    }
+    var entries: ManifestDirectory { ManifestDirectory(root: root, file: "release.json", kind: "release") }
 
-    public func manifest(of name: String) throws -> ReleaseManifest {
-        let path = "\(directory(of: name))/release.json"
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let known = names()
-            throw ModelError("no release '\(name)' in \(root)" + (known.isEmpty ? "" : " (have: \(known.joined(separator: ", ")))"))
-        }
-        do {
-            return try JSONDecoder().decode(ReleaseManifest.self, from: data)
-        } catch {
-            throw ModelError("\(path): not a valid release.json: \(error)")
-        }
-    }
+    public func names() -> [String] { entries.names() }
+
+    public func manifest(of name: String) throws -> ReleaseManifest { try entries.read(name, as: ReleaseManifest.self) }
 
     /// Loads every member and checks each one's weights against the sha256 the release recorded.
     public func load(_ name: String) throws -> LoadedRelease {
@@ -162,12 +150,8 @@ public struct ReleaseStore: Sendable {
     public func create(name: String, members: [String], combine: CombineMode, softAverage: SoftAverage = .logits,
                        minVotes: Int? = nil, tta: TestTimeAugmentation = .none, thresholds: [Float]? = nil,
                        metrics: [String: Double] = [:]) throws -> ReleaseManifest {
-        try ModelStore.validate(name: name)
         guard !members.isEmpty else { throw ModelError("a release needs at least one member") }
         guard Set(members).count == members.count else { throw ModelError("--members names a model twice") }
-        guard !FileManager.default.fileExists(atPath: directory(of: name)) else {
-            throw ModelError("release '\(name)' already exists in \(root)")
-        }
         let manifests = try members.map { try models.manifest(of: $0) }
         try Self.checkCompatible(manifests, release: name)
         if let minVotes, minVotes < 1 || minVotes > members.count {
@@ -179,20 +163,7 @@ public struct ReleaseStore: Sendable {
         let manifest = ReleaseManifest(name: name, members: manifests.map { .init(model: $0.name, weightsSHA256: $0.weightsSHA256) },
                                        combine: combine, softAverage: softAverage, minVotes: minVotes,
                                        thresholds: thresholds, tta: tta, metrics: metrics)
-        try AtomicFile.makeDirectories(root)
-        let staging = "\(root)/.create-\(name)-\(ProcessInfo.processInfo.processIdentifier)"
-        try? FileManager.default.removeItem(atPath: staging)
-        try AtomicFile.makeDirectories(staging)
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try AtomicFile.write(try encoder.encode(manifest), to: "\(staging)/release.json")
-            guard rename(staging, directory(of: name)) == 0 else { throw FileError(path: directory(of: name), operation: "rename", code: errno) }
-            try AtomicFile.syncDirectory(root)
-        } catch {
-            try? FileManager.default.removeItem(atPath: staging)
-            throw error
-        }
+        try entries.publish(name, files: [("release.json", try ManifestDirectory.encode(manifest))])
         return manifest
     }
 }
