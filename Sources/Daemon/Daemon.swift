@@ -166,7 +166,7 @@ public final class Daemon: @unchecked Sendable {
 
     private func start() throws {
         try spool.create()
-        try Spool.makeDirectories(config.stateDir)
+        try AtomicFile.makeDirectories(config.stateDir)
         ledger = try Ledger(path: config.ledgerPath)
         let name = try releaseToServe()
         let loaded = try loader.load(releaseName: name)
@@ -491,7 +491,7 @@ public final class Daemon: @unchecked Sendable {
             let writeStart = monotonicSeconds()
             let paths = spool.outputPaths(for: job.relative)
             do {
-                try Spool.makeDirectories((paths.csv as NSString).deletingLastPathComponent)
+                try AtomicFile.makeDirectories((paths.csv as NSString).deletingLastPathComponent)
                 try AtomicFile.write(output.csv, to: paths.csv)
                 try AtomicFile.write(output.overlayPNG, to: paths.overlay)
                 // The sidecar last: its presence marks a complete set.
@@ -567,7 +567,7 @@ public final class Daemon: @unchecked Sendable {
         ]
         let bytes = try JSONSerialization.data(withJSONObject: reason, options: [.sortedKeys, .prettyPrinted])
         let reasonPath = "\(spool.quarantine)/\(job.relative).reason.json"
-        try Spool.makeDirectories((reasonPath as NSString).deletingLastPathComponent)
+        try AtomicFile.makeDirectories((reasonPath as NSString).deletingLastPathComponent)
         try AtomicFile.write(bytes, to: reasonPath)
         try ledger.recordOutcome(id: job.id, state: .quarantined, error: error, timings: timings, classAreas: nil, finalized: false,
                                  at: now.timeIntervalSince1970)

@@ -19,19 +19,7 @@ public struct Spool: Sendable {
     }
 
     public func create() throws {
-        for dir in [inbox, work, outbox, quarantine, done] { try Spool.makeDirectories(dir) }
-    }
-
-    /// mkdir -p that keeps errno (ENOSPC, EACCES…) so transient failures are recognised.
-    public static func makeDirectories(_ path: String) throws {
-        var info = stat()
-        if stat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFDIR else { throw FileError(path: path, operation: "mkdir", code: ENOTDIR) }
-            return
-        }
-        let parent = (path as NSString).deletingLastPathComponent
-        if !parent.isEmpty, parent != path { try makeDirectories(parent) }
-        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw FileError(path: path, operation: "mkdir", code: errno) }
+        for dir in [inbox, work, outbox, quarantine, done] { try AtomicFile.makeDirectories(dir) }
     }
 
     /// Names the daemon never takes: dotfiles, `*.part`, `*.tmp`.
@@ -91,7 +79,7 @@ public struct Spool: Sendable {
         if rename(from, to) != 0 {
             let code = errno
             guard code == ENOENT, access(from, F_OK) == 0 else { throw FileError(path: from, operation: "rename to \(to)", code: code) }
-            try makeDirectories(dir)
+            try AtomicFile.makeDirectories(dir)
             guard rename(from, to) == 0 else { throw FileError(path: from, operation: "rename to \(to)", code: errno) }
         }
         try AtomicFile.syncDirectory(dir)

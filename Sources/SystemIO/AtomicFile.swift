@@ -104,18 +104,16 @@ public enum AtomicFile {
         return bytes
     }
 
-    /// Creates a directory and its parents (like mkdir -p); errors carry the real errno.
+    /// Creates a directory and its parents (like mkdir -p). Errors carry the
+    /// real errno (ENOSPC, EACCES…), so callers can tell transient failures.
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
-        var prefix = path.hasPrefix("/") ? "/" : ""
-        for component in path.split(separator: "/") {
-            prefix += component
-            if mkdir(prefix, mode) != 0 && errno != EEXIST {
-                throw FileError(path: prefix, operation: "mkdir", code: errno)
-            }
-            var info = stat()
-            if stat(prefix, &info) != 0 { throw FileError(path: prefix, operation: "stat", code: errno) }
-            if (info.st_mode & S_IFMT) != S_IFDIR { throw FileError(path: prefix, operation: "mkdir", code: ENOTDIR) }
-            prefix += "/"
+        var info = stat()
+        if stat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw FileError(path: path, operation: "mkdir", code: ENOTDIR) }
+            return
         }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != path { try makeDirectories(parent, mode: mode) }
+        if mkdir(path, mode) != 0 && errno != EEXIST { throw FileError(path: path, operation: "mkdir", code: errno) }
     }
 }
