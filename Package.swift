@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "BonectlCommands", "Imaging", "bonesegd", "bonectl"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "SynthesisTests", dependencies: ["Synthesis", "CompetitionFormat", "Imaging"]),
-        .testTarget(name: "CompetitionFormatTests", dependencies: ["CompetitionFormat", "Imaging", "bonectl"],
+        .testTarget(name: "CompetitionFormatTests", dependencies: ["CompetitionFormat", "Imaging", "TestSupport", "bonectl"],
                     resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import Imaging
 @testable import CompetitionFormat
@@ -76,44 +77,9 @@ enum Support {
 
 /// The built `bonectl`, run as a subprocess.
 enum Bonectl {
-    struct Result {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-    }
-
-    /// `bonectl` sits in the build products directory beside the test bundle's resources.
-    static let path: String = {
-        var candidates = [String]()
-        candidates.append(Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("bonectl").path)
-        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bonectl").path)
-        if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
-        return candidates[0]
-    }()
-
-    static func run(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        // Read both pipes to the end before waiting, so a full pipe cannot block the child.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var errData = Data()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
-    }
+    typealias Result = Product.Result
+    static var path: String { Product.path("bonectl") }
+    static func run(_ arguments: [String]) throws -> Result { try Product.run("bonectl", arguments) }
 }
 
 /// Byte-exact comparison of two files' contents that reports the first differing line, not the whole file.
