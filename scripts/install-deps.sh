@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages bonesegd builds and tests against, only when missing.
+# Installs the Debian packages bonesegd builds and tests against, only when missing
+# (systemd and man-db give the tests systemd-analyze, sysusers, tmpfiles and man).
 set -euo pipefail
-packages=(libopenblas-dev libpng-dev libjpeg62-turbo-dev libdeflate-dev libsystemd-dev libsqlite3-dev pkg-config libssl-dev)
+packages=(libopenblas-dev libpng-dev libjpeg62-turbo-dev libdeflate-dev libsystemd-dev libsqlite3-dev pkg-config libssl-dev systemd man-db)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
