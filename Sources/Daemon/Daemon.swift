@@ -472,7 +472,7 @@ public final class Daemon: @unchecked Sendable {
                 output = try processor.processor.process(imageBytes: bytes, imageName: (job.relative as NSString).lastPathComponent)
             } catch let error as ImageDecodeError {
                 timings.processMs = (monotonicSeconds() - processStart) * 1000
-                return try quarantine(job, error: "not a usable PNG: \(error.message)", attempt: attempt, release: processor.release,
+                return try quarantine(job, error: "not a usable image: \(error.message)", attempt: attempt, release: processor.release,
                                       sha: sha, size: bytes.count, timings: timings)
             } catch {
                 timings.processMs = (monotonicSeconds() - processStart) * 1000
