@@ -84,7 +84,7 @@ extension Conv2D {
                     let rowWidth = w + 4
                     let rows = temp                       // 4 rows; input x sits at index x + 1
                     let partial = temp + 4 * rowWidth     // [k][r] rows of tilesX
-                    let outRows = partial + 16 * tilesX   // 2 output rows of 2·tilesX
+                    let outRows = partial + 16 * tilesX   // even and odd output columns of one output row
                     let image = input.storage + n * cin * plane
                     let step = cin * tiles
                     // Input transform, vectorised along a row of tiles:
@@ -145,31 +145,47 @@ extension Conv2D {
                         if case .none = epilogue { relu = false }
                         for ty in ty0..<ty1 {
                             let t0 = (ty - ty0) * tilesX
-                            let top = outRows, bottom = outRows + 2 * tilesX
-                            for tx in 0..<tilesX {
-                                let mp = m + co * tiles + t0 + tx
-                                // Rows (Aᵀ m) for each column k, then columns (· A).
-                                let a0 = mp[0], a1 = mp[mStep], a2 = mp[2 * mStep], a3 = mp[3 * mStep]
-                                let b0 = mp[4 * mStep], b1 = mp[5 * mStep], b2 = mp[6 * mStep], b3 = mp[7 * mStep]
-                                let c0 = mp[8 * mStep], c1 = mp[9 * mStep], c2 = mp[10 * mStep], c3 = mp[11 * mStep]
-                                let d0 = mp[12 * mStep], d1 = mp[13 * mStep], d2 = mp[14 * mStep], d3 = mp[15 * mStep]
-                                let s0 = a0 + b0 + c0, s1 = a1 + b1 + c1, s2 = a2 + b2 + c2, s3 = a3 + b3 + c3
-                                let q0 = b0 - c0 - d0, q1 = b1 - c1 - d1, q2 = b2 - c2 - d2, q3 = b3 - c3 - d3
-                                top[2 * tx] = s0 + s1 + s2
-                                top[2 * tx + 1] = s1 - s2 - s3
-                                bottom[2 * tx] = q0 + q1 + q2
-                                bottom[2 * tx + 1] = q1 - q2 - q3
+                            let mp = m + co * tiles + t0
+                            // Rows (Aᵀ m) for each column k, as contiguous loops along the tiles…
+                            for k in 0..<4 {
+                                let m0 = mp + k * mStep, m1 = mp + (4 + k) * mStep
+                                let m2 = mp + (8 + k) * mStep, m3 = mp + (12 + k) * mStep
+                                let sk = partial + k * tilesX, qk = partial + (4 + k) * tilesX
+                                for tx in 0..<tilesX {
+                                    sk[tx] = m0[tx] + m1[tx] + m2[tx]
+                                    qk[tx] = m1[tx] - m2[tx] - m3[tx]
+                                }
                             }
-                            for (dy, source) in [(0, top), (1, bottom)] where 2 * ty + dy < h {
+                            // …then columns (· A): even and odd output columns of the two output rows.
+                            for (dy, base) in [(0, 0), (1, 4)] where 2 * ty + dy < h {
+                                let r0 = partial + base * tilesX, r1 = r0 + tilesX, r2 = r1 + tilesX, r3 = r2 + tilesX
+                                let even = outRows, odd = outRows + tilesX
+                                for tx in 0..<tilesX {
+                                    even[tx] = r0[tx] + r1[tx] + r2[tx]
+                                    odd[tx] = r1[tx] - r2[tx] - r3[tx]
+                                }
                                 let offset = (2 * ty + dy) * w
                                 let dst = outPlane + offset
+                                let pairs = w / 2
                                 if let residualPlane {
                                     let res = residualPlane + offset
-                                    for x in 0..<w { dst[x] = max(source[x] + bv + res[x], 0) }
+                                    for i in 0..<pairs {
+                                        dst[2 * i] = max(even[i] + bv + res[2 * i], 0)
+                                        dst[2 * i + 1] = max(odd[i] + bv + res[2 * i + 1], 0)
+                                    }
+                                    if w % 2 == 1 { dst[w - 1] = max(even[pairs] + bv + res[w - 1], 0) }
                                 } else if relu {
-                                    for x in 0..<w { dst[x] = max(source[x] + bv, 0) }
+                                    for i in 0..<pairs {
+                                        dst[2 * i] = max(even[i] + bv, 0)
+                                        dst[2 * i + 1] = max(odd[i] + bv, 0)
+                                    }
+                                    if w % 2 == 1 { dst[w - 1] = max(even[pairs] + bv, 0) }
                                 } else {
-                                    for x in 0..<w { dst[x] = source[x] + bv }
+                                    for i in 0..<pairs {
+                                        dst[2 * i] = even[i] + bv
+                                        dst[2 * i + 1] = odd[i] + bv
+                                    }
+                                    if w % 2 == 1 { dst[w - 1] = even[pairs] + bv }
                                 }
                             }
                         }
