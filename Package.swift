@@ -24,6 +24,8 @@ let package = Package(
         .target(name: "Models", dependencies: [
             "TensorEngine", "SystemIO", "COpenSSL",
         ]),
+        // Training: backward passes, BCE + Dice, AdamW, a trainable UNet++ with SMP's keys.
+        .target(name: "Training", dependencies: ["TensorEngine", "Models"]),
         // Durable file writes (temp, fsync, rename, fsync dir) and reads that name the file.
         .target(name: "SystemIO"),
         // Pixels in and out: PNG codec, gray conversion.
@@ -55,6 +57,7 @@ let package = Package(
 
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "CompetitionFormat", "Imaging", "TensorEngine"],
                     exclude: ["Fixtures"]),
         // Helpers for tests that run the built products as real processes.

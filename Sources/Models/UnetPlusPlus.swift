@@ -106,3 +106,16 @@ public struct UnetPlusPlusDecoder: Sendable {
         return total
     }
 }
+
+extension UnetPlusPlusDecoder {
+    /// The forward schedule (block, joined input, skips in concatenation order), for
+    /// models that rebuild this decoder, such as the trainable one in Training.
+    public var schedule: [(block: String, input: String, skips: [String])] {
+        steps.map { ($0.block, $0.input, $0.skips) }
+    }
+
+    /// Input and output channels of a block's first convolution (the second maps out → out).
+    public func blockChannels(_ block: String) -> (inChannels: Int, outChannels: Int)? {
+        blocks[block].map { ($0.conv1.inChannels, $0.conv1.outChannels) }
+    }
+}

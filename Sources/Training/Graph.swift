@@ -1,0 +1,56 @@
+import TensorEngine
+
+/// A value in a training graph: its tensor and, after `Tape.backward`, the
+/// gradient of the loss with respect to it (nil when nothing flowed back).
+public final class Node {
+    public let value: Tensor
+    public private(set) var grad: Tensor?
+
+    public init(_ value: Tensor) { self.value = value }
+
+    /// The gradient buffer, zero-filled on first use; ops add into it.
+    func gradBuffer() -> Tensor {
+        if let grad { return grad }
+        let g = Tensor(zeros: value.shape)
+        grad = g
+        return g
+    }
+
+    func accumulate(_ g: Tensor) {
+        precondition(g.shape == value.shape, "gradient \(g.shape) for value \(value.shape)")
+        let buffer = gradBuffer()
+        for i in 0..<g.count { buffer.storage[i] += g.storage[i] }
+    }
+}
+
+/// Records what each op needs for its backward pass, in forward order; `backward`
+/// replays them in reverse. A forward without a tape (evaluation) records nothing.
+public final class Tape {
+    private var steps: [() -> Void] = []
+
+    public init() {}
+
+    func record(_ step: @escaping () -> Void) { steps.append(step) }
+
+    /// Seeds `output`'s gradient with `seed` and runs every recorded step backwards.
+    public func backward(from output: Node, seed: Tensor) {
+        output.accumulate(seed)
+        for step in steps.reversed() { step() }
+        steps = []
+    }
+}
+
+/// A trainable tensor under its state_dict key, with its gradient.
+public final class Parameter {
+    public let name: String
+    public let value: Tensor
+    public let grad: Tensor
+
+    public init(name: String, value: Tensor) {
+        self.name = name
+        self.value = value
+        grad = Tensor(zeros: value.shape)
+    }
+
+    public func zeroGrad() { grad.fill(0) }
+}

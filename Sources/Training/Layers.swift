@@ -1,0 +1,414 @@
+import CBLAS
+import TensorEngine
+
+/// A convolution that keeps its weight unfolded and learns it: groups 1,
+/// dilation 1, any kernel, stride and padding. Forward is im2col + SGEMM per
+/// image; backward recomputes the columns and forms dW = dY·colᵀ and
+/// dX = col2im(Wᵀ·dY). Work is split by image on the ComputePool, and the
+/// per-image weight gradients are summed in image order, so results do not
+/// depend on thread timing.
+public final class TrainableConv2d {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernel: Int
+    public let stride: Int
+    public let padding: Int
+
+    public init(weight: Parameter, bias: Parameter?, stride: Int, padding: Int) {
+        precondition(weight.value.rank == 4 && weight.value.shape[2] == weight.value.shape[3], "conv weight \(weight.value.shape)")
+        self.weight = weight
+        self.bias = bias
+        outChannels = weight.value.shape[0]
+        inChannels = weight.value.shape[1]
+        kernel = weight.value.shape[2]
+        self.stride = stride
+        self.padding = padding
+    }
+
+    var reduction: Int { inChannels * kernel * kernel }
+
+    func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
+        ((h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1)
+    }
+
+    public func forward(_ x: Node, tape: Tape?, pool: ComputePool = .shared) -> Node {
+        let input = x.value
+        precondition(input.rank == 4 && input.channels == inChannels, "conv expects \(inChannels) channels, got \(input.shape)")
+        let (h, w) = (input.height, input.width)
+        let (oh, ow) = outputSize(h, w)
+        let plane = oh * ow, k = reduction
+        let output = Tensor(shape: [input.batch, outChannels, oh, ow])
+        pool.parallelFor(input.batch) { n in
+            let col = UnsafeMutablePointer<Float>.allocate(capacity: k * plane)
+            defer { col.deallocate() }
+            im2col(input.storage + n * inChannels * h * w, h, w, oh, ow, col)
+            let out = output.storage + n * outChannels * plane
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(plane), Int32(k),
+                        1, weight.value.storage, Int32(k), col, Int32(plane), 0, out, Int32(plane))
+            if let bias {
+                for c in 0..<outChannels {
+                    let b = bias.value.storage[c], p = out + c * plane
+                    for i in 0..<plane { p[i] += b }
+                }
+            }
+        }
+        let y = Node(output)
+        tape?.record { [self] in
+            guard let dy = y.grad else { return }
+            backward(x, dy, pool: pool)
+        }
+        return y
+    }
+
+    private func backward(_ x: Node, _ dy: Tensor, pool: ComputePool) {
+        let input = x.value
+        let (h, w) = (input.height, input.width)
+        let (oh, ow) = (dy.height, dy.width)
+        let plane = oh * ow, k = reduction
+        let batch = input.batch
+        let dx = x.gradBuffer()
+        let perImage = UnsafeMutablePointer<Float>.allocate(capacity: batch * outChannels * k)
+        defer { perImage.deallocate() }
+        pool.parallelFor(batch) { n in
+            let col = UnsafeMutablePointer<Float>.allocate(capacity: k * plane)
+            defer { col.deallocate() }
+            let g = dy.storage + n * outChannels * plane
+            im2col(input.storage + n * inChannels * h * w, h, w, oh, ow, col)
+            // dW_n = dY_n · colᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(k), Int32(plane),
+                        1, g, Int32(plane), col, Int32(plane), 0, perImage + n * outChannels * k, Int32(k))
+            // dcol = Wᵀ · dY_n, then scattered back onto the image.
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(plane), Int32(outChannels),
+                        1, weight.value.storage, Int32(k), g, Int32(plane), 0, col, Int32(plane))
+            col2im(col, h, w, oh, ow, dx.storage + n * inChannels * h * w)
+        }
+        let dw = weight.grad.storage
+        for n in 0..<batch {
+            let src = perImage + n * outChannels * k
+            for i in 0..<(outChannels * k) { dw[i] += src[i] }
+        }
+        if let bias {
+            for c in 0..<outChannels {
+                var s: Float = 0
+                for n in 0..<batch {
+                    let p = dy.storage + (n * outChannels + c) * plane
+                    for i in 0..<plane { s += p[i] }
+                }
+                bias.grad.storage[c] += s
+            }
+        }
+    }
+
+    /// [Cin·k·k, oh·ow] columns of one image (zero outside it).
+    private func im2col(_ image: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ oh: Int, _ ow: Int,
+                        _ col: UnsafeMutablePointer<Float>) {
+        var row = 0
+        for ci in 0..<inChannels {
+            let src = image + ci * h * w
+            for ky in 0..<kernel {
+                for kx in 0..<kernel {
+                    let dst = col + row * oh * ow
+                    row += 1
+                    for oy in 0..<oh {
+                        let iy = oy * stride - padding + ky
+                        let d = dst + oy * ow
+                        if iy < 0 || iy >= h {
+                            d.update(repeating: 0, count: ow)
+                            continue
+                        }
+                        let s = src + iy * w
+                        for ox in 0..<ow {
+                            let ix = ox * stride - padding + kx
+                            d[ox] = (ix >= 0 && ix < w) ? s[ix] : 0
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds columns back onto one image's gradient (the adjoint of im2col).
+    private func col2im(_ col: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ oh: Int, _ ow: Int,
+                        _ image: UnsafeMutablePointer<Float>) {
+        var row = 0
+        for ci in 0..<inChannels {
+            let dst = image + ci * h * w
+            for ky in 0..<kernel {
+                for kx in 0..<kernel {
+                    let src = col + row * oh * ow
+                    row += 1
+                    for oy in 0..<oh {
+                        let iy = oy * stride - padding + ky
+                        if iy < 0 || iy >= h { continue }
+                        let d = dst + iy * w, s = src + oy * ow
+                        for ox in 0..<ow {
+                            let ix = ox * stride - padding + kx
+                            if ix >= 0 && ix < w { d[ix] += s[ox] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// PyTorch's BatchNorm2d (momentum 0.1, eps 1e-5). Training mode normalises by
+/// the batch's mean and biased variance and updates the running statistics as
+/// PyTorch does (running_var with the unbiased variance); evaluation mode uses
+/// the running statistics.
+public final class TrainableBatchNorm2d {
+    public let weight: Parameter
+    public let bias: Parameter
+    public let runningMean: Tensor
+    public let runningVar: Tensor
+    public let name: String
+    public private(set) var batchesTracked = 0
+    public let momentum: Float = 0.1
+    public let epsilon: Float = 1e-5
+
+    public init(name: String, weight: Parameter, bias: Parameter, runningMean: Tensor, runningVar: Tensor) {
+        self.name = name
+        self.weight = weight
+        self.bias = bias
+        self.runningMean = runningMean
+        self.runningVar = runningVar
+    }
+
+    public var channels: Int { weight.value.count }
+
+    public func forward(_ x: Node, training: Bool, tape: Tape?, pool: ComputePool = .shared) -> Node {
+        let input = x.value
+        precondition(input.rank == 4 && input.channels == channels, "batch norm of \(channels) channels got \(input.shape)")
+        let (batch, plane) = (input.batch, input.height * input.width)
+        let output = Tensor(shape: input.shape)
+        let gamma = weight.value.storage, beta = bias.value.storage
+        if !training {
+            pool.parallelFor(channels) { c in
+                let invstd = 1 / (runningVar.storage[c] + epsilon).squareRoot()
+                let mean = runningMean.storage[c]
+                for n in 0..<batch {
+                    let offset = (n * channels + c) * plane
+                    let s = input.storage + offset, d = output.storage + offset
+                    for i in 0..<plane { d[i] = (s[i] - mean) * invstd * gamma[c] + beta[c] }
+                }
+            }
+            let y = Node(output)
+            tape?.record { [self] in
+                guard let dy = y.grad else { return }
+                let dx = x.gradBuffer()
+                for c in 0..<channels {
+                    let invstd = 1 / (runningVar.storage[c] + epsilon).squareRoot()
+                    let mean = runningMean.storage[c]
+                    var sdy: Double = 0, sdyx: Double = 0
+                    for n in 0..<batch {
+                        let offset = (n * channels + c) * plane
+                        let g = dy.storage + offset, s = input.storage + offset, d = dx.storage + offset
+                        for i in 0..<plane {
+                            sdy += Double(g[i])
+                            sdyx += Double(g[i] * (s[i] - mean) * invstd)
+                            d[i] += g[i] * gamma[c] * invstd
+                        }
+                    }
+                    weight.grad.storage[c] += Float(sdyx)
+                    bias.grad.storage[c] += Float(sdy)
+                }
+            }
+            return y
+        }
+        let count = batch * plane
+        precondition(count > 1, "batch norm in training needs more than one value per channel, got \(input.shape)")
+        let normalised = Tensor(shape: input.shape)
+        var invstds = [Float](repeating: 0, count: channels)
+        var means = [Float](repeating: 0, count: channels)
+        var variances = [Float](repeating: 0, count: channels)
+        invstds.withUnsafeMutableBufferPointer { invstdBuffer in
+            means.withUnsafeMutableBufferPointer { meanBuffer in
+                variances.withUnsafeMutableBufferPointer { varBuffer in
+                    let (invstdOut, meanOut, varOut) = (invstdBuffer.baseAddress!, meanBuffer.baseAddress!, varBuffer.baseAddress!)
+                    pool.parallelFor(channels) { c in
+                        var sum: Double = 0
+                        for n in 0..<batch {
+                            let s = input.storage + (n * channels + c) * plane
+                            for i in 0..<plane { sum += Double(s[i]) }
+                        }
+                        let mean = sum / Double(count)
+                        var squares: Double = 0
+                        for n in 0..<batch {
+                            let s = input.storage + (n * channels + c) * plane
+                            for i in 0..<plane { let d = Double(s[i]) - mean; squares += d * d }
+                        }
+                        let variance = squares / Double(count)
+                        let invstd = Float(1 / (variance + Double(epsilon)).squareRoot())
+                        let m = Float(mean)
+                        for n in 0..<batch {
+                            let offset = (n * channels + c) * plane
+                            let s = input.storage + offset, xh = normalised.storage + offset, d = output.storage + offset
+                            for i in 0..<plane {
+                                xh[i] = (s[i] - m) * invstd
+                                d[i] = xh[i] * gamma[c] + beta[c]
+                            }
+                        }
+                        invstdOut[c] = invstd
+                        meanOut[c] = m
+                        varOut[c] = Float(squares / Double(count - 1))
+                    }
+                }
+            }
+        }
+        for c in 0..<channels {
+            runningMean.storage[c] = momentum * means[c] + (1 - momentum) * runningMean.storage[c]
+            runningVar.storage[c] = momentum * variances[c] + (1 - momentum) * runningVar.storage[c]
+        }
+        batchesTracked += 1
+        let y = Node(output)
+        tape?.record { [self] in
+            guard let dy = y.grad else { return }
+            let dx = x.gradBuffer()
+            var dgamma = [Float](repeating: 0, count: channels)
+            var dbeta = [Float](repeating: 0, count: channels)
+            dgamma.withUnsafeMutableBufferPointer { dgBuffer in
+                dbeta.withUnsafeMutableBufferPointer { dbBuffer in
+                    let (dgOut, dbOut) = (dgBuffer.baseAddress!, dbBuffer.baseAddress!)
+                    pool.parallelFor(channels) { c in
+                        var sdy: Double = 0, sdyx: Double = 0
+                        for n in 0..<batch {
+                            let offset = (n * channels + c) * plane
+                            let g = dy.storage + offset, xh = normalised.storage + offset
+                            for i in 0..<plane {
+                                sdy += Double(g[i])
+                                sdyx += Double(g[i]) * Double(xh[i])
+                            }
+                        }
+                        let meanDy = Float(sdy / Double(count)), meanDyx = Float(sdyx / Double(count))
+                        let scale = gamma[c] * invstds[c]
+                        for n in 0..<batch {
+                            let offset = (n * channels + c) * plane
+                            let g = dy.storage + offset, xh = normalised.storage + offset, d = dx.storage + offset
+                            for i in 0..<plane { d[i] += scale * (g[i] - meanDy - xh[i] * meanDyx) }
+                        }
+                        dgOut[c] = Float(sdyx)
+                        dbOut[c] = Float(sdy)
+                    }
+                }
+            }
+            for c in 0..<channels {
+                weight.grad.storage[c] += dgamma[c]
+                bias.grad.storage[c] += dbeta[c]
+            }
+        }
+        return y
+    }
+}
+
+/// The parameter-free ops of the networks, each with its backward.
+public enum TrainOps {
+    public static func relu(_ x: Node, tape: Tape?) -> Node {
+        let y = Node(Ops.relu(x.value))
+        tape?.record {
+            guard let dy = y.grad else { return }
+            let dx = x.gradBuffer()
+            let out = y.value.storage
+            for i in 0..<dy.count where out[i] > 0 { dx.storage[i] += dy.storage[i] }
+        }
+        return y
+    }
+
+    /// a + b (a residual join).
+    public static func add(_ a: Node, _ b: Node, tape: Tape?) -> Node {
+        let y = Node(Ops.add(a.value, b.value))
+        tape?.record {
+            guard let dy = y.grad else { return }
+            a.accumulate(dy)
+            b.accumulate(dy)
+        }
+        return y
+    }
+
+    /// Max pooling as PyTorch (padding is -inf, floor mode); the gradient goes to
+    /// the first maximum of each window in row-major order, as PyTorch's CPU kernel.
+    public static func maxPool2d(_ x: Node, kernel: Int, stride: Int, padding: Int, tape: Tape?,
+                                 pool: ComputePool = .shared) -> Node {
+        let input = x.value
+        let (h, w) = (input.height, input.width)
+        let oh = (h + 2 * padding - kernel) / stride + 1
+        let ow = (w + 2 * padding - kernel) / stride + 1
+        let output = Tensor(shape: [input.batch, input.channels, oh, ow])
+        let planes = input.batch * input.channels
+        let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: planes * oh * ow)
+        pool.parallelFor(planes) { p in
+            let src = input.storage + p * h * w
+            let dst = output.storage + p * oh * ow
+            let arg = argmax + p * oh * ow
+            for oy in 0..<oh {
+                let y0 = max(oy * stride - padding, 0), y1 = min(oy * stride - padding + kernel, h)
+                for ox in 0..<ow {
+                    let x0 = max(ox * stride - padding, 0), x1 = min(ox * stride - padding + kernel, w)
+                    var m = -Float.infinity, at = -1
+                    for yy in y0..<y1 {
+                        for xx in x0..<x1 where src[yy * w + xx] > m || at < 0 {
+                            m = src[yy * w + xx]
+                            at = yy * w + xx
+                        }
+                    }
+                    dst[oy * ow + ox] = m
+                    arg[oy * ow + ox] = Int32(at)
+                }
+            }
+        }
+        let y = Node(output)
+        let indices = ArgmaxStore(argmax)
+        if let tape {
+            tape.record {
+                guard let dy = y.grad else { return }
+                let dx = x.gradBuffer()
+                for p in 0..<planes {
+                    let g = dy.storage + p * oh * ow, arg = indices.pointer + p * oh * ow, d = dx.storage + p * h * w
+                    for i in 0..<(oh * ow) { d[Int(arg[i])] += g[i] }
+                }
+            }
+        }
+        return y
+    }
+
+    /// `cat([interpolate(x, scale_factor=2, mode="nearest"), *skips], dim=1)`.
+    public static func upsampleConcat(_ x: Node, _ skips: [Node], tape: Tape?, pool: ComputePool = .shared) -> Node {
+        let y = Node(Ops.upsampleNearest2xConcat(x.value, skips.map(\.value), pool: pool))
+        tape?.record {
+            guard let dy = y.grad else { return }
+            let (batch, outC, h, w) = (dy.batch, dy.channels, dy.height, dy.width)
+            let plane = h * w
+            let xc = x.value.channels, sw = x.value.width
+            let dx = x.gradBuffer()
+            for n in 0..<batch {
+                for c in 0..<xc {
+                    let g = dy.storage + (n * outC + c) * plane
+                    let d = dx.storage + (n * xc + c) * x.value.height * sw
+                    for yy in 0..<h {
+                        for xx in 0..<w { d[(yy >> 1) * sw + (xx >> 1)] += g[yy * w + xx] }
+                    }
+                }
+            }
+            var offset = xc
+            for s in skips {
+                let ds = s.gradBuffer()
+                let sc = s.value.channels
+                for n in 0..<batch {
+                    let g = dy.storage + (n * outC + offset) * plane
+                    let d = ds.storage + n * sc * plane
+                    for i in 0..<(sc * plane) { d[i] += g[i] }
+                }
+                offset += sc
+            }
+        }
+        return y
+    }
+}
+
+/// Argmax indices of a max pool, kept until its backward step has run.
+final class ArgmaxStore {
+    let pointer: UnsafeMutablePointer<Int32>
+    init(_ pointer: UnsafeMutablePointer<Int32>) { self.pointer = pointer }
+    deinit { pointer.deallocate() }
+}

@@ -1,0 +1,79 @@
+import TensorEngine
+
+/// torch.optim.AdamW with its defaults (betas 0.9/0.999, eps 1e-8, weight decay
+/// 0.01, bias correction), step for step as PyTorch's single-tensor CPU path:
+/// decoupled decay, then lerp / addcmul of the moments, then addcdiv.
+public final class AdamW {
+    public var learningRate: Float
+    public let beta1: Float
+    public let beta2: Float
+    public let epsilon: Float
+    public let weightDecay: Float
+    public let parameters: [Parameter]
+    public private(set) var step = 0
+    private let firstMoments: [Tensor]
+    private let secondMoments: [Tensor]
+
+    public init(parameters: [Parameter], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
+                epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        firstMoments = parameters.map { Tensor(zeros: $0.value.shape) }
+        secondMoments = parameters.map { Tensor(zeros: $0.value.shape) }
+    }
+
+    public func zeroGrad() { parameters.forEach { $0.zeroGrad() } }
+
+    public func update(pool: ComputePool = .shared) {
+        step += 1
+        // PyTorch forms these in Python floats (double), then uses them as float32 scalars.
+        let lr = Double(learningRate)
+        let decay = Float(1 - lr * Double(weightDecay))
+        let correction1 = 1 - pow(Double(beta1), Double(step))
+        let correction2Root = (1 - pow(Double(beta2), Double(step))).squareRoot()
+        let stepSize = Float(lr / correction1)
+        let root = Float(correction2Root)
+        let (b1, b2, eps) = (beta1, beta2, epsilon)
+        let (oneMinusB1, oneMinusB2) = (Float(1 - Double(b1)), Float(1 - Double(b2)))
+        pool.parallelFor(parameters.count) { index in
+            let p = parameters[index].value.storage, g = parameters[index].grad.storage
+            let m = firstMoments[index].storage, v = secondMoments[index].storage
+            for i in 0..<parameters[index].value.count {
+                p[i] *= decay
+                m[i] += oneMinusB1 * (g[i] - m[i])
+                v[i] = v[i] * b2 + oneMinusB2 * (g[i] * g[i])
+                let denom = v[i].squareRoot() / root + eps
+                p[i] += -stepSize * (m[i] / denom)
+            }
+        }
+    }
+}
+
+/// torch.nn.utils.clip_grad_norm_: scales every gradient by
+/// max_norm / (total_norm + 1e-6) when that is below 1; returns the total norm
+/// before clipping.
+@discardableResult
+public func clipGradientNorm(_ parameters: [Parameter], maxNorm: Float) -> Float {
+    var squares: Double = 0
+    for parameter in parameters {
+        var s: Double = 0
+        for i in 0..<parameter.grad.count { let g = Double(parameter.grad.storage[i]); s += g * g }
+        squares += s
+    }
+    let total = Float(squares.squareRoot())
+    let coefficient = maxNorm / (total + 1e-6)
+    if coefficient < 1 {
+        for parameter in parameters {
+            for i in 0..<parameter.grad.count { parameter.grad.storage[i] *= coefficient }
+        }
+    }
+    return total
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

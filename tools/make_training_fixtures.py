@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Makes the training-parity fixtures for Tests/TrainingTests (PyTorch + SMP 0.6).
+
+A small UNet++-resnet18 (decoder 32,16,16,8,8, 5 classes) gets deterministic
+weights from the generator in make_parity_fixtures.py (DeterministicFill in
+Swift), a deterministic input [2, 3, 64, 64] ("train.input", uniform in [0, 1))
+and random binary targets ("train.target", uniform < 0.3). Nothing but expected
+values is committed; Swift rebuilds weights, input and targets itself.
+
+Loss (Training/Loss.swift implements the same):
+    p = sigmoid(z);  BCE = mean over every element of BCE-with-logits(z, t)
+    Dice_c = 1 - (2 * sum_{n,h,w} p*t + 1) / (sum p + sum t + 1)   (per class, whole batch)
+    loss = 0.5 * BCE + 0.5 * mean_c Dice_c
+
+Sequence, in train mode (BatchNorm batch statistics, running stats updated):
+    for step in 1...3: zero_grad; forward; loss; backward;
+        (step 1 only: record every parameter's gradient)
+        clip_grad_norm_(max_norm=MAX_NORM); AdamW(lr=1e-3, defaults).step()
+    record the weights and the BatchNorm running statistics.
+
+Gradients and weights are committed compactly: per tensor, max |value| and
+sum, plus the values at SAMPLES indices (every element for tensors of at most
+FULL elements); see sample_indices. Running statistics are committed in full.
+
+    /root/venv-ref/bin/python tools/make_training_fixtures.py
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_parity_fixtures import fill_state_dict, uniform  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures")
+
+DECODER = (32, 16, 16, 8, 8)
+CLASSES = 5
+BATCH, HEIGHT, WIDTH = 2, 64, 64
+LR = float(os.environ.get("TRAIN_LR", "1e-4"))
+MAX_NORM = 0.2  # clips steps 1 and 2 (norms 0.38, 0.23), not step 3 (0.18)
+STEPS = 3
+SAMPLES = 24
+FULL = 288
+
+
+def sample_indices(count):
+    """Every index for small tensors, else SAMPLES spread over the tensor (integer maths, as in Swift)."""
+    if count <= FULL:
+        return list(range(count))
+    stride = count // SAMPLES
+    return [j * stride + (j * 131 + 17) % stride for j in range(SAMPLES)]
+
+
+def inputs():
+    x = uniform("train.input", BATCH * 3 * HEIGHT * WIDTH).reshape(BATCH, 3, HEIGHT, WIDTH)
+    t = (uniform("train.target", BATCH * CLASSES * HEIGHT * WIDTH) < np.float32(0.3)).astype(np.float32)
+    return torch.from_numpy(x), torch.from_numpy(t.reshape(BATCH, CLASSES, HEIGHT, WIDTH))
+
+
+def loss_fn(z, t):
+    bce = F.binary_cross_entropy_with_logits(z, t)
+    p = torch.sigmoid(z)
+    inter = (p * t).sum(dim=(0, 2, 3))
+    total = p.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3))
+    dice = 1 - (2 * inter + 1) / (total + 1)
+    return 0.5 * bce + 0.5 * dice.mean()
+
+
+def compact(named):
+    """(keys, per-tensor [max|v|, sum], concatenated samples)."""
+    keys, stats, samples = [], [], []
+    for key, v in named:
+        flat = v.detach().reshape(-1).double()
+        keys.append(key)
+        stats.append([float(flat.abs().max()), float(flat.sum())])
+        samples.extend(flat[sample_indices(flat.numel())].tolist())
+    return keys, np.array(stats, dtype=np.float32), np.array(samples, dtype=np.float32)
+
+
+def main():
+    import segmentation_models_pytorch as smp
+    torch.set_num_threads(1)
+    model = smp.UnetPlusPlus("resnet18", encoder_weights=None, classes=CLASSES, decoder_channels=DECODER)
+    fill_state_dict(model)
+    model.train()
+    x, t = inputs()
+    opt = torch.optim.AdamW(model.parameters(), lr=LR)
+    losses, norms = [], []
+    for step in range(STEPS):
+        opt.zero_grad()
+        loss = loss_fn(model(x), t)
+        loss.backward()
+        losses.append(loss.item())
+        if step == 0:
+            keys, grad_stats, grad_samples = compact((k, p.grad) for k, p in model.named_parameters())
+        norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_NORM)))
+        opt.step()
+    wkeys, weight_stats, weight_samples = compact(model.named_parameters())
+    assert wkeys == keys
+    running_keys, running = [], []
+    for key, v in model.state_dict().items():
+        if key.endswith(".running_mean") or key.endswith(".running_var"):
+            running_keys.append(key)
+            running.extend(v.reshape(-1).tolist())
+    os.makedirs(OUT, exist_ok=True)
+    for name, array in [("grad_stats", grad_stats), ("grad_samples", grad_samples),
+                        ("weight_stats", weight_stats), ("weight_samples", weight_samples),
+                        ("running", np.array(running, dtype=np.float32))]:
+        np.save(os.path.join(OUT, f"train_{name}.npy"), np.ascontiguousarray(array, dtype=np.float32))
+    manifest = dict(decoder=list(DECODER), classes=CLASSES, input=[BATCH, 3, HEIGHT, WIDTH], lr=LR,
+                    max_norm=MAX_NORM, steps=STEPS, samples=SAMPLES, full=FULL,
+                    losses=losses, grad_norms=norms, parameters=keys, running=running_keys)
+    with open(os.path.join(OUT, "train_manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    print("losses", losses, "grad norms", norms)
+
+
+if __name__ == "__main__":
+    main()
