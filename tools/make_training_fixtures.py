@@ -21,6 +21,10 @@ Sequence, in train mode (BatchNorm batch statistics, running stats updated):
 Gradients and weights are committed compactly: per tensor, max |value| and
 sum, plus the values at SAMPLES indices (every element for tensors of at most
 FULL elements); see sample_indices. Running statistics are committed in full.
+The same sequence in float64 gives, per tensor, PyTorch float32's own distance
+from exact-ish arithmetic, which the Swift 3-step test uses as its allowance
+(Adam turns float32 rounding of gradients near eps into weight differences).
+AdamW + clipping alone are also checked on given gradients (adamw_fixture).
 
     /root/venv-ref/bin/python tools/make_training_fixtures.py
 """
@@ -33,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_parity_fixtures import fill_state_dict, uniform  # noqa: E402
+from make_parity_fixtures import fill_state_dict, parameter, uniform  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures")
@@ -41,7 +45,7 @@ OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures")
 DECODER = (32, 16, 16, 8, 8)
 CLASSES = 5
 BATCH, HEIGHT, WIDTH = 2, 64, 64
-LR = float(os.environ.get("TRAIN_LR", "1e-4"))
+LR = 1e-3
 MAX_NORM = 0.2  # clips steps 1 and 2 (norms 0.38, 0.23), not step 3 (0.18)
 STEPS = 3
 SAMPLES = 24
@@ -82,43 +86,82 @@ def compact(named):
     return keys, np.array(stats, dtype=np.float32), np.array(samples, dtype=np.float32)
 
 
-def main():
+def train(dtype):
+    """The STEPS-step sequence in dtype; returns step-1 gradients, final state, losses, norms."""
     import segmentation_models_pytorch as smp
-    torch.set_num_threads(1)
     model = smp.UnetPlusPlus("resnet18", encoder_weights=None, classes=CLASSES, decoder_channels=DECODER)
     fill_state_dict(model)
-    model.train()
-    x, t = inputs()
+    model.to(dtype).train()
+    x, t = (v.to(dtype) for v in inputs())
     opt = torch.optim.AdamW(model.parameters(), lr=LR)
-    losses, norms = [], []
+    losses, norms, grads = [], [], None
     for step in range(STEPS):
         opt.zero_grad()
         loss = loss_fn(model(x), t)
         loss.backward()
         losses.append(loss.item())
         if step == 0:
-            keys, grad_stats, grad_samples = compact((k, p.grad) for k, p in model.named_parameters())
+            grads = [(k, p.grad.clone()) for k, p in model.named_parameters()]
         norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_NORM)))
         opt.step()
-    wkeys, weight_stats, weight_samples = compact(model.named_parameters())
+    state = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    return grads, [k for k, _ in model.named_parameters()], state, losses, norms
+
+
+def spread(a, b):
+    """max |a - b| / max |b| of one tensor."""
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
+
+
+def adamw_fixture():
+    """AdamW + clipping alone, on given gradients (well conditioned: every |g| >> eps):
+    three tensors, three steps, clipping active in the first step only."""
+    shapes = {"adamw.a.weight": [7, 5, 3, 3], "adamw.b.weight": [5], "adamw.c.bias": [11]}
+    params = [torch.nn.Parameter(torch.from_numpy(parameter(k, s))) for k, s in shapes.items()]
+    opt = torch.optim.AdamW(params, lr=1e-2)
+    norms = []
+    for step in range(3):
+        for (key, shape), p in zip(shapes.items(), params):
+            u = uniform(f"{key}.grad.{step}", int(np.prod(shape))).reshape(shape)
+            g = (np.float32(2) * u - np.float32(1)) * np.float32(0.05 / (step + 1))
+            p.grad = torch.from_numpy(np.where(np.abs(g) < 1e-4, np.float32(1e-4), g).astype(np.float32))
+        norms.append(float(torch.nn.utils.clip_grad_norm_(params, 0.5)))
+        opt.step()
+    np.save(os.path.join(OUT, "train_adamw_weights.npy"), np.concatenate([p.detach().numpy().ravel() for p in params]))
+    return dict(keys=list(shapes), shapes=list(shapes.values()), lr=1e-2, max_norm=0.5, norms=norms)
+
+
+def main():
+    torch.set_num_threads(1)
+    grads, keys, state, losses, norms = train(torch.float32)
+    _, _, state64, losses64, norms64 = train(torch.float64)
+    _, grad_stats, grad_samples = compact(grads)
+    wkeys, weight_stats, weight_samples = compact((k, state[k]) for k in keys)
     assert wkeys == keys
-    running_keys, running = [], []
-    for key, v in model.state_dict().items():
-        if key.endswith(".running_mean") or key.endswith(".running_var"):
-            running_keys.append(key)
-            running.extend(v.reshape(-1).tolist())
+    running_keys = [k for k in state if k.endswith(".running_mean") or k.endswith(".running_var")]
+    running = np.concatenate([state[k].numpy().ravel() for k in running_keys])
+    # How far float32 PyTorch lands from float64 PyTorch after the same steps: Adam
+    # divides each gradient by its own running RMS, so entries whose gradient is near
+    # eps (1e-8) amplify float32 rounding; this bounds what any float32 code can match.
+    weight_spread = [spread(state[k], state64[k]) for k in keys]
+    running_spread = [spread(state[k], state64[k]) for k in running_keys]
     os.makedirs(OUT, exist_ok=True)
     for name, array in [("grad_stats", grad_stats), ("grad_samples", grad_samples),
                         ("weight_stats", weight_stats), ("weight_samples", weight_samples),
-                        ("running", np.array(running, dtype=np.float32))]:
+                        ("running", running)]:
         np.save(os.path.join(OUT, f"train_{name}.npy"), np.ascontiguousarray(array, dtype=np.float32))
     manifest = dict(decoder=list(DECODER), classes=CLASSES, input=[BATCH, 3, HEIGHT, WIDTH], lr=LR,
                     max_norm=MAX_NORM, steps=STEPS, samples=SAMPLES, full=FULL,
-                    losses=losses, grad_norms=norms, parameters=keys, running=running_keys)
+                    losses=losses, grad_norms=norms, losses_float64=losses64, grad_norms_float64=norms64,
+                    parameters=keys, running=running_keys,
+                    weight_spread_float64=weight_spread, running_spread_float64=running_spread,
+                    adamw=adamw_fixture())
     with open(os.path.join(OUT, "train_manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
-    print("losses", losses, "grad norms", norms)
+    print("losses", losses, "float64", losses64)
+    print("grad norms", norms, "float64", norms64)
+    print("float32 vs float64 after the steps: worst weight", max(weight_spread), "running", max(running_spread))
 
 
 if __name__ == "__main__":
