@@ -315,6 +315,18 @@ public enum TrainOps {
         return y
     }
 
+    /// Elementwise logistic sigmoid; backward dx = dy · y · (1 − y).
+    public static func sigmoid(_ x: Node, tape: Tape?, pool: ComputePool = .shared) -> Node {
+        let y = Node(Ops.sigmoid(x.value, pool: pool))
+        tape?.record {
+            guard let dy = y.grad else { return }
+            let dx = x.gradBuffer()
+            let out = y.value.storage
+            for i in 0..<dy.count { dx.storage[i] += dy.storage[i] * out[i] * (1 - out[i]) }
+        }
+        return y
+    }
+
     /// a + b (a residual join).
     public static func add(_ a: Node, _ b: Node, tape: Tape?) -> Node {
         let y = Node(Ops.add(a.value, b.value))

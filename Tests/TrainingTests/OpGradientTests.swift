@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+import TensorEngine
+@testable import Training
+
+/// Backward passes of single ops against central finite differences of
+/// L = Σ r·f(x) (r fixed random weights), in Double from Float evaluations.
+@Suite struct OpGradientTests {
+    static func tensor(_ name: String, _ shape: [Int], scale: Float = 1) -> Tensor {
+        let count = shape.reduce(1, *)
+        return Tensor(shape: shape, values: DeterministicFill.uniform(name: name, count: count).map { (2 * $0 - 1) * scale })
+    }
+
+    /// Worst |analytic − numeric| / max |numeric| over every entry of `x` (and of
+    /// `extra` tensors, e.g. parameters), for the scalar loss Σ r·f.
+    static func check(_ x: Tensor, extra: [(Tensor, () -> Tensor)] = [], step: Float = 1e-2,
+                      _ f: (Node, Tape?) -> Node) -> Float {
+        let probe = f(Node(x), nil).value
+        let r = tensor("opgrad.r", probe.shape)
+        func loss() -> Double {
+            let y = f(Node(x), nil).value
+            var s: Double = 0
+            for i in 0..<y.count { s += Double(y.storage[i]) * Double(r.storage[i]) }
+            return s
+        }
+        let tape = Tape()
+        let input = Node(x)
+        let y = f(input, tape)
+        tape.backward(from: y, seed: r)
+        var pairs: [(Tensor, Tensor)] = [(x, input.grad ?? Tensor(zeros: x.shape))]
+        for (value, grad) in extra { pairs.append((value, grad())) }
+        var worst: Double = 0, scale: Double = 0
+        for (value, analytic) in pairs {
+            for i in 0..<value.count {
+                let saved = value.storage[i]
+                value.storage[i] = saved + step
+                let up = loss()
+                value.storage[i] = saved - step
+                let down = loss()
+                value.storage[i] = saved
+                let numeric = (up - down) / (2 * Double(step))
+                worst = max(worst, abs(Double(analytic.storage[i]) - numeric))
+                scale = max(scale, abs(numeric))
+            }
+        }
+        return Float(worst / scale)
+    }
+
+    @Test func convolutionStride2WithBias() {
+        let weight = Parameter(name: "w", value: Self.tensor("opgrad.w", [4, 3, 3, 3], scale: 0.5))
+        let bias = Parameter(name: "b", value: Self.tensor("opgrad.b", [4], scale: 0.1))
+        let conv = TrainableConv2d(weight: weight, bias: bias, stride: 2, padding: 1)
+        let x = Self.tensor("opgrad.x", [2, 3, 7, 6])
+        let ratio = Self.check(x, extra: [(weight.value, { weight.grad }), (bias.value, { bias.grad })]) { node, tape in
+            if tape != nil { weight.zeroGrad(); bias.zeroGrad() }
+            return conv.forward(node, tape: tape)
+        }
+        #expect(ratio < 1e-3, "conv gradient off by \(ratio) of max")
+    }
+
+    @Test func convolution7x7Stride2Padding3() {
+        let weight = Parameter(name: "w", value: Self.tensor("opgrad.w7", [2, 2, 7, 7], scale: 0.2))
+        let conv = TrainableConv2d(weight: weight, bias: nil, stride: 2, padding: 3)
+        let x = Self.tensor("opgrad.x7", [1, 2, 9, 8])
+        let ratio = Self.check(x, extra: [(weight.value, { weight.grad })]) { node, tape in
+            if tape != nil { weight.zeroGrad() }
+            return conv.forward(node, tape: tape)
+        }
+        #expect(ratio < 1e-3, "7x7 conv gradient off by \(ratio) of max")
+    }
+
+    @Test func batchNormTrainingAndEval() {
+        for training in [true, false] {
+            let bn = TrainableBatchNorm2d(name: "bn", weight: Parameter(name: "g", value: Self.tensor("opgrad.g", [3], scale: 1)),
+                                          bias: Parameter(name: "b", value: Self.tensor("opgrad.beta", [3])),
+                                          runningMean: Self.tensor("opgrad.rm", [3], scale: 0.1),
+                                          runningVar: Tensor(shape: [3], values: [0.5, 1, 1.5]))
+            let x = Self.tensor("opgrad.bnx", [2, 3, 4, 5])
+            let ratio = Self.check(x, extra: [(bn.weight.value, { bn.weight.grad }), (bn.bias.value, { bn.bias.grad })],
+                                   step: 1e-2) { node, tape in
+                if tape != nil { bn.weight.zeroGrad(); bn.bias.zeroGrad() }
+                return bn.forward(node, training: training, tape: tape)
+            }
+            #expect(ratio < 2e-3, "batch norm (training \(training)) gradient off by \(ratio) of max")
+        }
+    }
+
+    @Test func sigmoidUpsampleConcatAdd() {
+        let skip = Self.tensor("opgrad.skip", [2, 2, 6, 4])
+        let skipNode = Node(skip)
+        let ratio = Self.check(Self.tensor("opgrad.up", [2, 3, 3, 2])) { node, tape in
+            let joined = TrainOps.upsampleConcat(node, [tape == nil ? Node(skip) : skipNode], tape: tape)
+            let s = TrainOps.sigmoid(joined, tape: tape)
+            return TrainOps.add(s, joined, tape: tape)
+        }
+        #expect(ratio < 1e-3, "sigmoid / upsample / concat / add gradient off by \(ratio) of max")
+        #expect(skipNode.grad != nil, "the skip received a gradient")
+    }
+
+    @Test func maxPoolAndReLU() {
+        // Values spaced ≥ 0.05 apart and away from 0, so ±step never changes a maximum or a sign.
+        let count = 2 * 2 * 7 * 6
+        var values = (0..<count).map { Float($0 - count / 2) * 0.05 + 0.025 }
+        let order = DeterministicFill.uniform(name: "opgrad.perm", count: count)
+        values = zip(order, values).sorted { $0.0 < $1.0 }.map(\.1)
+        let x = Tensor(shape: [2, 2, 7, 6], values: values)
+        let ratio = Self.check(x, step: 1e-2) { node, tape in
+            TrainOps.relu(TrainOps.maxPool2d(node, kernel: 3, stride: 2, padding: 1, tape: tape), tape: tape)
+        }
+        #expect(ratio < 1e-3, "max pool / ReLU gradient off by \(ratio) of max")
+    }
+}
