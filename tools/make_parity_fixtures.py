@@ -160,7 +160,7 @@ def model_fixtures():
     cases = [
         ("unetpp_resnet18", "resnet18", (256, 128, 64, 32, 16), 64, 64),
         ("unetpp_resnet34", "resnet34", (256, 128, 64, 32, 16), 64, 96),
-        ("unetpp_resnet18_small", "resnet18", (128, 64, 32, 16, 8), 96, 64),
+        ("unetpp_resnet18_small", "resnet18", (128, 64, 32, 16, 8), 32, 64),
     ]
     for name, encoder, decoder, h, w in cases:
         model = smp.UnetPlusPlus(encoder, encoder_weights=None, classes=29, decoder_channels=decoder).eval()
