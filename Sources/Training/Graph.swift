@@ -1,3 +1,4 @@
+import Foundation
 import TensorEngine
 
 /// A value in a training graph: its tensor and, after `Tape.backward`, the
@@ -53,4 +54,37 @@ public final class Parameter {
     }
 
     public func zeroGrad() { grad.fill(0) }
+}
+
+/// Column buffers for im2col, one per worker of a pool, kept between calls and
+/// grown to the largest request: a training step runs hundreds of convolutions,
+/// and fresh multi-MB buffers each time cost page faults and zeroing. A call
+/// holds its pool's set for its whole duration, so two threads training on one
+/// pool never share a buffer.
+final class ColumnScratch: @unchecked Sendable {
+    static let shared = ColumnScratch()
+
+    private final class Set {
+        let lock = NSLock()
+        var buffers: [UnsafeMutablePointer<Float>] = []
+        var capacity = 0
+    }
+
+    private let lock = NSLock()
+    private var sets: [ObjectIdentifier: Set] = [:]
+
+    func with<R>(pool: ComputePool, capacity: Int, _ body: ([UnsafeMutablePointer<Float>]) -> R) -> R {
+        lock.lock()
+        let set = sets[ObjectIdentifier(pool)] ?? Set()
+        sets[ObjectIdentifier(pool)] = set
+        lock.unlock()
+        set.lock.lock()
+        defer { set.lock.unlock() }
+        if set.capacity < capacity || set.buffers.count != pool.threadCount {
+            set.buffers.forEach { $0.deallocate() }
+            set.buffers = (0..<pool.threadCount).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: capacity) }
+            set.capacity = capacity
+        }
+        return body(set.buffers)
+    }
 }

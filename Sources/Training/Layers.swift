@@ -40,17 +40,18 @@ public final class TrainableConv2d {
         let (oh, ow) = outputSize(h, w)
         let plane = oh * ow, k = reduction
         let output = Tensor(shape: [input.batch, outChannels, oh, ow])
-        pool.parallelFor(input.batch) { n in
-            let col = UnsafeMutablePointer<Float>.allocate(capacity: k * plane)
-            defer { col.deallocate() }
-            im2col(input.storage + n * inChannels * h * w, h, w, oh, ow, col)
-            let out = output.storage + n * outChannels * plane
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(plane), Int32(k),
-                        1, weight.value.storage, Int32(k), col, Int32(plane), 0, out, Int32(plane))
-            if let bias {
-                for c in 0..<outChannels {
-                    let b = bias.value.storage[c], p = out + c * plane
-                    for i in 0..<plane { p[i] += b }
+        ColumnScratch.shared.with(pool: pool, capacity: k * plane) { scratch in
+            pool.parallelFor(input.batch) { n, worker in
+                let col = scratch[worker]
+                im2col(input.storage + n * inChannels * h * w, h, w, oh, ow, col)
+                let out = output.storage + n * outChannels * plane
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(plane), Int32(k),
+                            1, weight.value.storage, Int32(k), col, Int32(plane), 0, out, Int32(plane))
+                if let bias {
+                    for c in 0..<outChannels {
+                        let b = bias.value.storage[c], p = out + c * plane
+                        for i in 0..<plane { p[i] += b }
+                    }
                 }
             }
         }
@@ -71,18 +72,19 @@ public final class TrainableConv2d {
         let dx = x.gradBuffer()
         let perImage = UnsafeMutablePointer<Float>.allocate(capacity: batch * outChannels * k)
         defer { perImage.deallocate() }
-        pool.parallelFor(batch) { n in
-            let col = UnsafeMutablePointer<Float>.allocate(capacity: k * plane)
-            defer { col.deallocate() }
-            let g = dy.storage + n * outChannels * plane
-            im2col(input.storage + n * inChannels * h * w, h, w, oh, ow, col)
-            // dW_n = dY_n · colᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(k), Int32(plane),
-                        1, g, Int32(plane), col, Int32(plane), 0, perImage + n * outChannels * k, Int32(k))
-            // dcol = Wᵀ · dY_n, then scattered back onto the image.
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(plane), Int32(outChannels),
-                        1, weight.value.storage, Int32(k), g, Int32(plane), 0, col, Int32(plane))
-            col2im(col, h, w, oh, ow, dx.storage + n * inChannels * h * w)
+        ColumnScratch.shared.with(pool: pool, capacity: k * plane) { scratch in
+            pool.parallelFor(batch) { n, worker in
+                let col = scratch[worker]
+                let g = dy.storage + n * outChannels * plane
+                im2col(input.storage + n * inChannels * h * w, h, w, oh, ow, col)
+                // dW_n = dY_n · colᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(k), Int32(plane),
+                            1, g, Int32(plane), col, Int32(plane), 0, perImage + n * outChannels * k, Int32(k))
+                // dcol = Wᵀ · dY_n, then scattered back onto the image.
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(plane), Int32(outChannels),
+                            1, weight.value.storage, Int32(k), g, Int32(plane), 0, col, Int32(plane))
+                col2im(col, h, w, oh, ow, dx.storage + n * inChannels * h * w)
+            }
         }
         let dw = weight.grad.storage
         for n in 0..<batch {
@@ -101,6 +103,16 @@ public final class TrainableConv2d {
         }
     }
 
+    /// Output columns [start, end) whose input column ox·stride + offset lies inside 0..<w.
+    @inline(__always)
+    private func columnRange(offset: Int, w: Int, ow: Int) -> (Int, Int) {
+        var start = 0
+        while start < ow && start * stride + offset < 0 { start += 1 }
+        var end = ow
+        while end > start && (end - 1) * stride + offset >= w { end -= 1 }
+        return (start, end)
+    }
+
     /// [Cin·k·k, oh·ow] columns of one image (zero outside it).
     private func im2col(_ image: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ oh: Int, _ ow: Int,
                         _ col: UnsafeMutablePointer<Float>) {
@@ -111,17 +123,22 @@ public final class TrainableConv2d {
                 for kx in 0..<kernel {
                     let dst = col + row * oh * ow
                     row += 1
+                    let offset = kx - padding
+                    let (start, end) = columnRange(offset: offset, w: w, ow: ow)
                     for oy in 0..<oh {
                         let iy = oy * stride - padding + ky
                         let d = dst + oy * ow
-                        if iy < 0 || iy >= h {
+                        if iy < 0 || iy >= h || end <= start {
                             d.update(repeating: 0, count: ow)
                             continue
                         }
-                        let s = src + iy * w
-                        for ox in 0..<ow {
-                            let ix = ox * stride - padding + kx
-                            d[ox] = (ix >= 0 && ix < w) ? s[ix] : 0
+                        if start > 0 { d.update(repeating: 0, count: start) }
+                        if end < ow { (d + end).update(repeating: 0, count: ow - end) }
+                        let s = src + iy * w + offset
+                        if stride == 1 {
+                            (d + start).update(from: s + start, count: end - start)
+                        } else {
+                            for ox in start..<end { d[ox] = s[ox * stride] }
                         }
                     }
                 }
@@ -139,13 +156,17 @@ public final class TrainableConv2d {
                 for kx in 0..<kernel {
                     let src = col + row * oh * ow
                     row += 1
+                    let offset = kx - padding
+                    let (start, end) = columnRange(offset: offset, w: w, ow: ow)
+                    if end <= start { continue }
                     for oy in 0..<oh {
                         let iy = oy * stride - padding + ky
                         if iy < 0 || iy >= h { continue }
-                        let d = dst + iy * w, s = src + oy * ow
-                        for ox in 0..<ow {
-                            let ix = ox * stride - padding + kx
-                            if ix >= 0 && ix < w { d[ix] += s[ox] }
+                        let d = dst + iy * w + offset, s = src + oy * ow
+                        if stride == 1 {
+                            for ox in start..<end { d[ox] += s[ox] }
+                        } else {
+                            for ox in start..<end { d[ox * stride] += s[ox] }
                         }
                     }
                 }
