@@ -36,8 +36,9 @@ public final class Tape {
     /// Seeds `output`'s gradient with `seed` and runs every recorded step backwards.
     public func backward(from output: Node, seed: Tensor) {
         output.accumulate(seed)
-        for step in steps.reversed() { step() }
-        steps = []
+        // Each step is dropped once run, releasing the activations and gradients
+        // only it held: the peak is not all activations plus all gradients.
+        while let step = steps.popLast() { step() }
     }
 }
 

@@ -240,7 +240,6 @@ public final class TrainableBatchNorm2d {
         }
         let count = batch * plane
         precondition(count > 1, "batch norm in training needs more than one value per channel, got \(input.shape)")
-        let normalised = Tensor(shape: input.shape)
         var invstds = [Float](repeating: 0, count: channels)
         var means = [Float](repeating: 0, count: channels)
         var variances = [Float](repeating: 0, count: channels)
@@ -265,11 +264,8 @@ public final class TrainableBatchNorm2d {
                         let m = Float(mean)
                         for n in 0..<batch {
                             let offset = (n * channels + c) * plane
-                            let s = input.storage + offset, xh = normalised.storage + offset, d = output.storage + offset
-                            for i in 0..<plane {
-                                xh[i] = (s[i] - m) * invstd
-                                d[i] = xh[i] * gamma[c] + beta[c]
-                            }
+                            let s = input.storage + offset, d = output.storage + offset
+                            for i in 0..<plane { d[i] = (s[i] - m) * invstd * gamma[c] + beta[c] }
                         }
                         invstdOut[c] = invstd
                         meanOut[c] = m
@@ -293,21 +289,23 @@ public final class TrainableBatchNorm2d {
                 dbeta.withUnsafeMutableBufferPointer { dbBuffer in
                     let (dgOut, dbOut) = (dgBuffer.baseAddress!, dbBuffer.baseAddress!)
                     pool.parallelFor(channels) { c in
+                        // x̂ is recomputed from the input rather than kept: one activation less per BatchNorm.
+                        let (m, invstd) = (means[c], invstds[c])
                         var sdy: Double = 0, sdyx: Double = 0
                         for n in 0..<batch {
                             let offset = (n * channels + c) * plane
-                            let g = dy.storage + offset, xh = normalised.storage + offset
+                            let g = dy.storage + offset, s = input.storage + offset
                             for i in 0..<plane {
                                 sdy += Double(g[i])
-                                sdyx += Double(g[i]) * Double(xh[i])
+                                sdyx += Double(g[i]) * Double((s[i] - m) * invstd)
                             }
                         }
                         let meanDy = Float(sdy / Double(count)), meanDyx = Float(sdyx / Double(count))
-                        let scale = gamma[c] * invstds[c]
+                        let scale = gamma[c] * invstd
                         for n in 0..<batch {
                             let offset = (n * channels + c) * plane
-                            let g = dy.storage + offset, xh = normalised.storage + offset, d = dx.storage + offset
-                            for i in 0..<plane { d[i] += scale * (g[i] - meanDy - xh[i] * meanDyx) }
+                            let g = dy.storage + offset, s = input.storage + offset, d = dx.storage + offset
+                            for i in 0..<plane { d[i] += scale * (g[i] - meanDy - (s[i] - m) * invstd * meanDyx) }
                         }
                         dgOut[c] = Float(sdyx)
                         dbOut[c] = Float(sdy)
