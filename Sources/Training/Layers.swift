@@ -33,6 +33,12 @@ public final class TrainableConv2d {
         ((h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1)
     }
 
+    /// Target size of one column tile, in floats (4 MB): the buffer stays small
+    /// whatever the image size. (Tests lower it to exercise many tiles.)
+    var tileFloats = 1 << 20
+
+    private func rowsPerTile(outWidth: Int) -> Int { max(1, tileFloats / max(reduction * outWidth, 1)) }
+
     public func forward(_ x: Node, tape: Tape?, pool: ComputePool = .shared) -> Node {
         let input = x.value
         precondition(input.rank == 4 && input.channels == inChannels, "conv expects \(inChannels) channels, got \(input.shape)")
@@ -40,17 +46,23 @@ public final class TrainableConv2d {
         let (oh, ow) = outputSize(h, w)
         let plane = oh * ow, k = reduction
         let output = Tensor(shape: [input.batch, outChannels, oh, ow])
-        ColumnScratch.shared.with(pool: pool, capacity: k * plane) { scratch in
-            pool.parallelFor(input.batch) { n, worker in
+        let tileRows = rowsPerTile(outWidth: ow)
+        let tiles = (oh + tileRows - 1) / tileRows
+        ColumnScratch.shared.with(pool: pool, capacity: k * tileRows * ow) { scratch in
+            // Output tiles are independent: images × row tiles.
+            pool.parallelFor(input.batch * tiles) { item, worker in
+                let (n, tile) = (item / tiles, item % tiles)
+                let row0 = tile * tileRows, rows = min(tileRows, oh - row0)
+                let columns = rows * ow
                 let col = scratch[worker]
-                im2col(input.storage + n * inChannels * h * w, h, w, oh, ow, col)
-                let out = output.storage + n * outChannels * plane
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(plane), Int32(k),
-                            1, weight.value.storage, Int32(k), col, Int32(plane), 0, out, Int32(plane))
+                im2col(input.storage + n * inChannels * h * w, h, w, row0, rows, ow, col)
+                let out = output.storage + n * outChannels * plane + row0 * ow
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(columns), Int32(k),
+                            1, weight.value.storage, Int32(k), col, Int32(columns), 0, out, Int32(plane))
                 if let bias {
                     for c in 0..<outChannels {
                         let b = bias.value.storage[c], p = out + c * plane
-                        for i in 0..<plane { p[i] += b }
+                        for i in 0..<columns { p[i] += b }
                     }
                 }
             }
@@ -63,6 +75,8 @@ public final class TrainableConv2d {
         return y
     }
 
+    /// One work item per image (its row tiles in order, since their input rows
+    /// overlap), so dX needs no locks and dW sums in a fixed order.
     private func backward(_ x: Node, _ dy: Tensor, pool: ComputePool) {
         let input = x.value
         let (h, w) = (input.height, input.width)
@@ -70,20 +84,28 @@ public final class TrainableConv2d {
         let plane = oh * ow, k = reduction
         let batch = input.batch
         let dx = x.gradBuffer()
+        let tileRows = rowsPerTile(outWidth: ow)
         let perImage = UnsafeMutablePointer<Float>.allocate(capacity: batch * outChannels * k)
         defer { perImage.deallocate() }
-        ColumnScratch.shared.with(pool: pool, capacity: k * plane) { scratch in
+        ColumnScratch.shared.with(pool: pool, capacity: k * tileRows * ow) { scratch in
             pool.parallelFor(batch) { n, worker in
                 let col = scratch[worker]
-                let g = dy.storage + n * outChannels * plane
-                im2col(input.storage + n * inChannels * h * w, h, w, oh, ow, col)
-                // dW_n = dY_n · colᵀ
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(k), Int32(plane),
-                            1, g, Int32(plane), col, Int32(plane), 0, perImage + n * outChannels * k, Int32(k))
-                // dcol = Wᵀ · dY_n, then scattered back onto the image.
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(plane), Int32(outChannels),
-                            1, weight.value.storage, Int32(k), g, Int32(plane), 0, col, Int32(plane))
-                col2im(col, h, w, oh, ow, dx.storage + n * inChannels * h * w)
+                let image = input.storage + n * inChannels * h * w
+                let dw = perImage + n * outChannels * k
+                var row0 = 0
+                while row0 < oh {
+                    let rows = min(tileRows, oh - row0), columns = rows * ow
+                    let g = dy.storage + n * outChannels * plane + row0 * ow
+                    im2col(image, h, w, row0, rows, ow, col)
+                    // dW_n += dY_tile · colᵀ
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(k), Int32(columns),
+                                1, g, Int32(plane), col, Int32(columns), row0 == 0 ? 0 : 1, dw, Int32(k))
+                    // dcol = Wᵀ · dY_tile, then scattered back onto the image.
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(columns), Int32(outChannels),
+                                1, weight.value.storage, Int32(k), g, Int32(plane), 0, col, Int32(columns))
+                    col2im(col, h, w, row0, rows, ow, dx.storage + n * inChannels * h * w)
+                    row0 += rows
+                }
             }
         }
         let dw = weight.grad.storage
@@ -113,21 +135,21 @@ public final class TrainableConv2d {
         return (start, end)
     }
 
-    /// [Cin·k·k, oh·ow] columns of one image (zero outside it).
-    private func im2col(_ image: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ oh: Int, _ ow: Int,
+    /// [Cin·k·k, rows·ow] columns of output rows [row0, row0 + rows) of one image (zero outside it).
+    private func im2col(_ image: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ row0: Int, _ rows: Int, _ ow: Int,
                         _ col: UnsafeMutablePointer<Float>) {
         var row = 0
         for ci in 0..<inChannels {
             let src = image + ci * h * w
             for ky in 0..<kernel {
                 for kx in 0..<kernel {
-                    let dst = col + row * oh * ow
+                    let dst = col + row * rows * ow
                     row += 1
                     let offset = kx - padding
                     let (start, end) = columnRange(offset: offset, w: w, ow: ow)
-                    for oy in 0..<oh {
-                        let iy = oy * stride - padding + ky
-                        let d = dst + oy * ow
+                    for r in 0..<rows {
+                        let iy = (row0 + r) * stride - padding + ky
+                        let d = dst + r * ow
                         if iy < 0 || iy >= h || end <= start {
                             d.update(repeating: 0, count: ow)
                             continue
@@ -146,23 +168,24 @@ public final class TrainableConv2d {
         }
     }
 
-    /// Adds columns back onto one image's gradient (the adjoint of im2col).
-    private func col2im(_ col: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ oh: Int, _ ow: Int,
+    /// Adds the columns of output rows [row0, row0 + rows) back onto one image's
+    /// gradient (the adjoint of im2col).
+    private func col2im(_ col: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ row0: Int, _ rows: Int, _ ow: Int,
                         _ image: UnsafeMutablePointer<Float>) {
         var row = 0
         for ci in 0..<inChannels {
             let dst = image + ci * h * w
             for ky in 0..<kernel {
                 for kx in 0..<kernel {
-                    let src = col + row * oh * ow
+                    let src = col + row * rows * ow
                     row += 1
                     let offset = kx - padding
                     let (start, end) = columnRange(offset: offset, w: w, ow: ow)
                     if end <= start { continue }
-                    for oy in 0..<oh {
-                        let iy = oy * stride - padding + ky
+                    for r in 0..<rows {
+                        let iy = (row0 + r) * stride - padding + ky
                         if iy < 0 || iy >= h { continue }
-                        let d = dst + iy * w + offset, s = src + oy * ow
+                        let d = dst + iy * w + offset, s = src + r * ow
                         if stride == 1 {
                             for ox in start..<end { d[ox] += s[ox] }
                         } else {

@@ -50,7 +50,8 @@ import TensorEngine
         let weight = Parameter(name: "w", value: Self.tensor("opgrad.w", [4, 3, 3, 3], scale: 0.5))
         let bias = Parameter(name: "b", value: Self.tensor("opgrad.b", [4], scale: 0.1))
         let conv = TrainableConv2d(weight: weight, bias: bias, stride: 2, padding: 1)
-        let x = Self.tensor("opgrad.x", [2, 3, 7, 6])
+        conv.tileFloats = 27 * 3 * 2  // two output rows per tile, the last tile one row
+        let x = Self.tensor("opgrad.x", [2, 3, 9, 6])
         let ratio = Self.check(x, extra: [(weight.value, { weight.grad }), (bias.value, { bias.grad })]) { node, tape in
             if tape != nil { weight.zeroGrad(); bias.zeroGrad() }
             return conv.forward(node, tape: tape)
@@ -58,9 +59,33 @@ import TensorEngine
         #expect(ratio < 1e-3, "conv gradient off by \(ratio) of max")
     }
 
+    /// Row tiles change only BLAS blocking and summation order: outputs and gradients within rounding.
+    @Test func convolutionTilesAgreeWithOneTile() {
+        let weight = Parameter(name: "w", value: Self.tensor("opgrad.tw", [5, 4, 3, 3], scale: 0.3))
+        let x = Self.tensor("opgrad.tx", [2, 4, 11, 9])
+        let seed = Self.tensor("opgrad.tseed", [2, 5, 11, 9])
+        func run(tileFloats: Int) -> (Tensor, Tensor, Tensor) {
+            let conv = TrainableConv2d(weight: weight, bias: nil, stride: 1, padding: 1)
+            conv.tileFloats = tileFloats
+            weight.zeroGrad()
+            let tape = Tape(), input = Node(x)
+            let y = conv.forward(input, tape: tape)
+            tape.backward(from: y, seed: seed)
+            return (y.value, input.grad!, weight.grad.copy())
+        }
+        let (y1, dx1, dw1) = run(tileFloats: 1 << 20)
+        let (y3, dx3, dw3) = run(tileFloats: 36 * 9 * 3)  // 3 rows per tile: 4 tiles
+        for (a, b) in [(y1, y3), (dx1, dx3), (dw1, dw3)] {
+            var worst: Float = 0
+            for i in 0..<a.count { worst = max(worst, abs(a.storage[i] - b.storage[i])) }
+            #expect(worst <= 1e-5 * a.maxAbs(), "tiled result \(a.shape) differs by \(worst)")
+        }
+    }
+
     @Test func convolution7x7Stride2Padding3() {
         let weight = Parameter(name: "w", value: Self.tensor("opgrad.w7", [2, 2, 7, 7], scale: 0.2))
         let conv = TrainableConv2d(weight: weight, bias: nil, stride: 2, padding: 3)
+        conv.tileFloats = 98 * 4  // one output row per tile
         let x = Self.tensor("opgrad.x7", [1, 2, 9, 8])
         let ratio = Self.check(x, extra: [(weight.value, { weight.grad })]) { node, tape in
             if tape != nil { weight.zeroGrad() }
