@@ -34,6 +34,25 @@ import TensorEngine
         #expect(worst <= 1e-4 * scale, "max |Δ| \(worst) vs max |logit| \(scale)")
     }
 
+    /// Both encoders build SMP's graph: with the same deterministic weights the
+    /// trainable model in eval mode gives the inference model's logits.
+    @Test(arguments: TrainableUnetPlusPlus.Encoder.allCases)
+    func evalLogitsMatchSegmentationModel(encoder: TrainableUnetPlusPlus.Encoder) throws {
+        let decoder = [32, 16, 16, 8, 8]
+        let model = try TrainableUnetPlusPlus.deterministic(encoder: encoder, decoderChannels: decoder, classes: 4)
+        let (inference, _) = try SegmentationModel.deterministic(encoder: encoder.encoderName, decoderChannels: decoder, classes: 4)
+        let x = Tensor(shape: [1, 3, 64, 96], values: DeterministicFill.uniform(name: "eval.input", count: 3 * 64 * 96))
+        let expected = try inference.forward(x)
+        let logits = try model.forward(x, training: false, tape: nil).value
+        #expect(logits.shape == expected.shape)
+        var worst: Float = 0
+        for i in 0..<logits.count { worst = max(worst, abs(logits.storage[i] - expected.storage[i])) }
+        #expect(expected.maxAbs() > 0.1)
+        #expect(worst <= 1e-4 * expected.maxAbs(), "\(encoder): max |Δ| \(worst) vs max |logit| \(expected.maxAbs())")
+        #expect(model.parameters.count == SegmentationModel.parameterShapes(encoder: encoder.encoderName, decoderChannels: decoder,
+                                                                           classes: 4).filter { !$0.0.contains("running_") }.count)
+    }
+
     /// Same seed and data → bit-identical parameters and running statistics after N steps.
     @Test func sameSeedSameParameters() throws {
         func run() throws -> [String: Tensor] {
