@@ -17,10 +17,21 @@ public final class Node {
         return g
     }
 
-    func accumulate(_ g: Tensor) {
+    func accumulate(_ g: Tensor, pool: ComputePool = .shared) {
         precondition(g.shape == value.shape, "gradient \(g.shape) for value \(value.shape)")
         let buffer = gradBuffer()
-        for i in 0..<g.count { buffer.storage[i] += g.storage[i] }
+        pool.chunks(g.count) { start, end in
+            for i in start..<end { buffer.storage[i] += g.storage[i] }
+        }
+    }
+}
+
+extension ComputePool {
+    /// body(start, end) over 64K-element chunks of 0..<count, across the pool
+    /// (elementwise work: the result does not depend on the split).
+    func chunks(_ count: Int, _ body: (Int, Int) -> Void) {
+        let chunk = 1 << 16
+        parallelFor((count + chunk - 1) / chunk) { i in body(i * chunk, min(count, (i + 1) * chunk)) }
     }
 }
 

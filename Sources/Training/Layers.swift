@@ -346,13 +346,18 @@ public final class TrainableBatchNorm2d {
 
 /// The parameter-free ops of the networks, each with its backward.
 public enum TrainOps {
-    public static func relu(_ x: Node, tape: Tape?) -> Node {
-        let y = Node(Ops.relu(x.value))
+    public static func relu(_ x: Node, tape: Tape?, pool: ComputePool = .shared) -> Node {
+        let output = Tensor(shape: x.value.shape)
+        pool.chunks(output.count) { start, end in
+            for i in start..<end { output.storage[i] = max(x.value.storage[i], 0) }
+        }
+        let y = Node(output)
         tape?.record {
             guard let dy = y.grad else { return }
             let dx = x.gradBuffer()
-            let out = y.value.storage
-            for i in 0..<dy.count where out[i] > 0 { dx.storage[i] += dy.storage[i] }
+            pool.chunks(dy.count) { start, end in
+                for i in start..<end where output.storage[i] > 0 { dx.storage[i] += dy.storage[i] }
+            }
         }
         return y
     }
@@ -364,18 +369,25 @@ public enum TrainOps {
             guard let dy = y.grad else { return }
             let dx = x.gradBuffer()
             let out = y.value.storage
-            for i in 0..<dy.count { dx.storage[i] += dy.storage[i] * out[i] * (1 - out[i]) }
+            pool.chunks(dy.count) { start, end in
+                for i in start..<end { dx.storage[i] += dy.storage[i] * out[i] * (1 - out[i]) }
+            }
         }
         return y
     }
 
     /// a + b (a residual join).
-    public static func add(_ a: Node, _ b: Node, tape: Tape?) -> Node {
-        let y = Node(Ops.add(a.value, b.value))
+    public static func add(_ a: Node, _ b: Node, tape: Tape?, pool: ComputePool = .shared) -> Node {
+        precondition(a.value.shape == b.value.shape, "cannot add \(a.value.shape) and \(b.value.shape)")
+        let output = Tensor(shape: a.value.shape)
+        pool.chunks(output.count) { start, end in
+            for i in start..<end { output.storage[i] = a.value.storage[i] + b.value.storage[i] }
+        }
+        let y = Node(output)
         tape?.record {
             guard let dy = y.grad else { return }
-            a.accumulate(dy)
-            b.accumulate(dy)
+            a.accumulate(dy, pool: pool)
+            b.accumulate(dy, pool: pool)
         }
         return y
     }
@@ -417,7 +429,7 @@ public enum TrainOps {
             tape.record {
                 guard let dy = y.grad else { return }
                 let dx = x.gradBuffer()
-                for p in 0..<planes {
+                pool.parallelFor(planes) { p in
                     let g = dy.storage + p * oh * ow, arg = indices.pointer + p * oh * ow, d = dx.storage + p * h * w
                     for i in 0..<(oh * ow) { d[Int(arg[i])] += g[i] }
                 }
@@ -428,6 +440,8 @@ public enum TrainOps {
 
     /// `cat([interpolate(x, scale_factor=2, mode="nearest"), *skips], dim=1)`.
     public static func upsampleConcat(_ x: Node, _ skips: [Node], tape: Tape?, pool: ComputePool = .shared) -> Node {
+        // Backward writes each input's planes from parallel items: every input must be a different node.
+        precondition(Set(([x] + skips).map(ObjectIdentifier.init)).count == skips.count + 1, "a node is joined twice")
         let y = Node(Ops.upsampleNearest2xConcat(x.value, skips.map(\.value), pool: pool))
         tape?.record {
             guard let dy = y.grad else { return }
@@ -435,25 +449,27 @@ public enum TrainOps {
             let plane = h * w
             let xc = x.value.channels, sw = x.value.width
             let dx = x.gradBuffer()
-            for n in 0..<batch {
-                for c in 0..<xc {
-                    let g = dy.storage + (n * outC + c) * plane
-                    let d = dx.storage + (n * xc + c) * x.value.height * sw
-                    for yy in 0..<h {
-                        for xx in 0..<w { d[(yy >> 1) * sw + (xx >> 1)] += g[yy * w + xx] }
-                    }
-                }
-            }
-            var offset = xc
+            // Every output channel feeds one plane of one input: (image, channel) items are independent.
+            var targets: [(Tensor, Int, Int)] = []  // gradient buffer, its channels, channel within it
+            for c in 0..<xc { targets.append((dx, xc, c)) }
             for s in skips {
                 let ds = s.gradBuffer()
-                let sc = s.value.channels
-                for n in 0..<batch {
-                    let g = dy.storage + (n * outC + offset) * plane
-                    let d = ds.storage + n * sc * plane
-                    for i in 0..<(sc * plane) { d[i] += g[i] }
+                for c in 0..<s.value.channels { targets.append((ds, s.value.channels, c)) }
+            }
+            pool.parallelFor(batch * outC) { index in
+                let (n, c) = (index / outC, index % outC)
+                let g = dy.storage + index * plane
+                let (buffer, channels, channel) = targets[c]
+                if c < xc {
+                    let d = buffer.storage + (n * channels + channel) * x.value.height * sw
+                    for yy in 0..<h {
+                        let row = d + (yy >> 1) * sw, src = g + yy * w
+                        for xx in 0..<w { row[xx >> 1] += src[xx] }
+                    }
+                } else {
+                    let d = buffer.storage + (n * channels + channel) * plane
+                    for i in 0..<plane { d[i] += g[i] }
                 }
-                offset += sc
             }
         }
         return y
