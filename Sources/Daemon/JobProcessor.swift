@@ -67,7 +67,7 @@ public struct IntensityProcessor: JobProcessor {
 
     public func process(imageBytes: [UInt8], imageName: String) throws -> ProcessedImage {
         let started = Date()
-        let decoded = try PNGCodec.decode(imageBytes, maxWidth: maxSide, maxHeight: maxSide)
+        let decoded = try ImageCodec.decode(imageBytes, maxWidth: maxSide, maxHeight: maxSide)
         let gray = decoded.grayscale().bytes()
         let width = decoded.width, height = decoded.height
         let lo = Int(gray.min() ?? 0), hi = Int(gray.max() ?? 0)

@@ -57,14 +57,14 @@ struct SpoolTests {
             valid.append(rel)
         }
         // Bad inputs.
-        for i in 0..<10 { try h.drop([], as: "bad/zero\(i).png"); bad["bad/zero\(i).png"] = "PNG" }
+        for i in 0..<10 { try h.drop([], as: "bad/zero\(i).png"); bad["bad/zero\(i).png"] = "empty" }
         for i in 0..<10 {
             let bytes = Images.png(seed: 2000 + i, width: 64, height: 64)
             try h.drop(Array(bytes.prefix(bytes.count / 2)), as: "bad/truncated\(i).png")
-            bad["bad/truncated\(i).png"] = "PNG"
+            bad["bad/truncated\(i).png"] = "truncated"
         }
-        for i in 0..<10 { try h.drop(Array("just some text, not an image \(i)\n".utf8), as: "bad/text\(i).png"); bad["bad/text\(i).png"] = "PNG" }
-        for i in 0..<5 { try h.drop(Images.declaring(width: 100_000, height: 100_000), as: "bad/huge\(i).png"); bad["bad/huge\(i).png"] = "PNG" }
+        for i in 0..<10 { try h.drop(Array("just some text, not an image \(i)\n".utf8), as: "bad/text\(i).png"); bad["bad/text\(i).png"] = "not a PNG or JPEG" }
+        for i in 0..<5 { try h.drop(Images.declaring(width: 100_000, height: 100_000), as: "bad/huge\(i).png"); bad["bad/huge\(i).png"] = "100000x100000" }
         // Ignored names stay where they are.
         try h.drop(Images.png(seed: 5), as: ".hidden.png")
         try h.drop(Images.png(seed: 5), as: "ID001/upload.tmp")
