@@ -6,8 +6,13 @@ import TensorEngine
 public final class Node {
     public let value: Tensor
     public private(set) var grad: Tensor?
+    /// False for inputs: ops then skip the work of their gradient (the stem's dX).
+    public let requiresGradient: Bool
 
-    public init(_ value: Tensor) { self.value = value }
+    public init(_ value: Tensor, requiresGradient: Bool = true) {
+        self.value = value
+        self.requiresGradient = requiresGradient
+    }
 
     /// The gradient buffer, zero-filled on first use; ops add into it.
     func gradBuffer() -> Tensor {

@@ -83,7 +83,7 @@ public final class TrainableConv2d {
         let (oh, ow) = (dy.height, dy.width)
         let plane = oh * ow, k = reduction
         let batch = input.batch
-        let dx = x.gradBuffer()
+        let dx: Tensor? = x.requiresGradient ? x.gradBuffer() : nil
         let tileRows = rowsPerTile(outWidth: ow)
         let perImage = UnsafeMutablePointer<Float>.allocate(capacity: batch * outChannels * k)
         defer { perImage.deallocate() }
@@ -101,9 +101,11 @@ public final class TrainableConv2d {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(k), Int32(columns),
                                 1, g, Int32(plane), col, Int32(columns), row0 == 0 ? 0 : 1, dw, Int32(k))
                     // dcol = Wᵀ · dY_tile, then scattered back onto the image.
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(columns), Int32(outChannels),
-                                1, weight.value.storage, Int32(k), g, Int32(plane), 0, col, Int32(columns))
-                    col2im(col, h, w, row0, rows, ow, dx.storage + n * inChannels * h * w)
+                    if let dx {
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(columns), Int32(outChannels),
+                                    1, weight.value.storage, Int32(k), g, Int32(plane), 0, col, Int32(columns))
+                        col2im(col, h, w, row0, rows, ow, dx.storage + n * inChannels * h * w)
+                    }
                     row0 += rows
                 }
             }

@@ -135,7 +135,7 @@ public final class TrainableUnetPlusPlus {
             throw ModelError("input \(input.height)x\(input.width) is not a multiple of 32 on both sides")
         }
         var features: [Node] = []
-        let x0 = stem(Node(input), relu: true, training: training, tape: tape)
+        let x0 = stem(Node(input, requiresGradient: false), relu: true, training: training, tape: tape)
         features.append(x0)
         var x = TrainOps.maxPool2d(x0, kernel: 3, stride: 2, padding: 1, tape: tape)
         for stage in stages {

@@ -74,6 +74,13 @@ import TensorEngine
             return (y.value, input.grad!, weight.grad.copy())
         }
         let (y1, dx1, dw1) = run(tileFloats: 1 << 20)
+        // An input that needs no gradient: dX is skipped, dW is the same.
+        let conv = TrainableConv2d(weight: weight, bias: nil, stride: 1, padding: 1)
+        weight.zeroGrad()
+        let tape = Tape(), constant = Node(x, requiresGradient: false)
+        tape.backward(from: conv.forward(constant, tape: tape), seed: seed)
+        #expect(constant.grad == nil)
+        #expect(weight.grad.array == dw1.array)
         let (y3, dx3, dw3) = run(tileFloats: 36 * 9 * 3)  // 3 rows per tile: 4 tiles
         for (a, b) in [(y1, y3), (dx1, dx3), (dw1, dw3)] {
             var worst: Float = 0
