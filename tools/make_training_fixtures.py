@@ -131,6 +131,21 @@ def adamw_fixture():
     return dict(keys=list(shapes), shapes=list(shapes.values()), lr=1e-2, max_norm=0.5, norms=norms)
 
 
+def schedule_fixture():
+    """OneCycleLR (defaults) on AdamW: the learning rate and beta1 used by each of 20 steps."""
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.AdamW([p], lr=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=20)
+    rates, betas = [], []
+    for _ in range(20):
+        rates.append(opt.param_groups[0]["lr"])
+        betas.append(opt.param_groups[0]["betas"][0])
+        p.grad = torch.ones(3)
+        opt.step()
+        sched.step()
+    return dict(max_lr=1e-3, total_steps=20, lr=rates, beta1=betas)
+
+
 def main():
     torch.set_num_threads(1)
     grads, keys, state, losses, norms = train(torch.float32)
@@ -155,7 +170,7 @@ def main():
                     losses=losses, grad_norms=norms, losses_float64=losses64, grad_norms_float64=norms64,
                     parameters=keys, running=running_keys,
                     weight_spread_float64=weight_spread, running_spread_float64=running_spread,
-                    adamw=adamw_fixture())
+                    adamw=adamw_fixture(), one_cycle=schedule_fixture())
     with open(os.path.join(OUT, "train_manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")

@@ -5,7 +5,7 @@ import TensorEngine
 /// decoupled decay, then lerp / addcmul of the moments, then addcdiv.
 public final class AdamW {
     public var learningRate: Float
-    public let beta1: Float
+    public var beta1: Float
     public let beta2: Float
     public let epsilon: Float
     public let weightDecay: Float

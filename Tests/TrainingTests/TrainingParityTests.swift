@@ -23,6 +23,14 @@ struct TrainingFixture: Decodable {
     let weight_spread_float64: [Float]
     let running_spread_float64: [Float]
     let adamw: AdamWCase
+    let one_cycle: OneCycleCase
+
+    struct OneCycleCase: Decodable {
+        let max_lr: Float
+        let total_steps: Int
+        let lr: [Double]
+        let beta1: [Double]
+    }
 
     struct AdamWCase: Decodable {
         let keys: [String]
