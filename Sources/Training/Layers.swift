@@ -440,6 +440,61 @@ public enum TrainOps {
         return y
     }
 
+    /// Average pooling as PyTorch's AvgPool2d(count_include_pad=True, floor mode):
+    /// each output's gradient is spread as dy/k² over its window's in-image inputs.
+    public static func avgPool2d(_ x: Node, kernel: Int, stride: Int, padding: Int = 0, tape: Tape?,
+                                 pool: ComputePool = .shared) -> Node {
+        let y = Node(Ops.avgPool2d(x.value, kernel: kernel, stride: stride, padding: padding, pool: pool))
+        tape?.record {
+            guard let dy = y.grad else { return }
+            let dx = x.gradBuffer()
+            let (h, w, oh, ow) = (x.value.height, x.value.width, dy.height, dy.width)
+            let divisor = Float(kernel * kernel)
+            pool.parallelFor(dy.batch * dy.channels) { p in
+                let g = dy.storage + p * oh * ow, d = dx.storage + p * h * w
+                for oy in 0..<oh {
+                    let y0 = max(oy * stride - padding, 0), y1 = min(oy * stride - padding + kernel, h)
+                    for ox in 0..<ow {
+                        let x0 = max(ox * stride - padding, 0), x1 = min(ox * stride - padding + kernel, w)
+                        let v = g[oy * ow + ox] / divisor
+                        for yy in y0..<y1 { for xx in x0..<x1 { d[yy * w + xx] += v } }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Bilinear resize as `F.interpolate(mode="bilinear", align_corners=False)`;
+    /// backward spreads each output's gradient over its four sources with the
+    /// same weights.
+    public static func resizeBilinear(_ x: Node, height: Int, width: Int, tape: Tape?, pool: ComputePool = .shared) -> Node {
+        let y = Node(Ops.resizeBilinear(x.value, height: height, width: width, pool: pool))
+        tape?.record {
+            guard let dy = y.grad else { return }
+            let dx = x.gradBuffer()
+            let (h, w) = (x.value.height, x.value.width)
+            let xs = BilinearAxis(inSize: w, outSize: width), ys = BilinearAxis(inSize: h, outSize: height)
+            pool.parallelFor(dy.batch * dy.channels) { p in
+                let g = dy.storage + p * height * width, d = dx.storage + p * h * w
+                for oy in 0..<height {
+                    let (y0, y1, ly1) = (ys.index0[oy], ys.index1[oy], ys.lambda1[oy])
+                    let ly0 = 1 - ly1
+                    for ox in 0..<width {
+                        let (x0, x1, lx1) = (xs.index0[ox], xs.index1[ox], xs.lambda1[ox])
+                        let lx0 = 1 - lx1
+                        let v = g[oy * width + ox]
+                        d[y0 * w + x0] += ly0 * lx0 * v
+                        d[y0 * w + x1] += ly0 * lx1 * v
+                        d[y1 * w + x0] += ly1 * lx0 * v
+                        d[y1 * w + x1] += ly1 * lx1 * v
+                    }
+                }
+            }
+        }
+        return y
+    }
+
     /// `cat([interpolate(x, scale_factor=2, mode="nearest"), *skips], dim=1)`.
     public static func upsampleConcat(_ x: Node, _ skips: [Node], tape: Tape?, pool: ComputePool = .shared) -> Node {
         // Backward writes each input's planes from parallel items: every input must be a different node.

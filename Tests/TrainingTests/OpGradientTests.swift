@@ -129,6 +129,21 @@ import TensorEngine
         #expect(skipNode.grad != nil, "the skip received a gradient")
     }
 
+    @Test func averagePoolWithPadding() {
+        let ratio = Self.check(Self.tensor("opgrad.avg", [2, 3, 7, 6])) { node, tape in
+            TrainOps.avgPool2d(node, kernel: 3, stride: 2, padding: 1, tape: tape)
+        }
+        #expect(ratio < 1e-3, "average pool gradient off by \(ratio) of max")
+    }
+
+    @Test(arguments: [(13, 9), (4, 3), (7, 6)])
+    func bilinearResize(height: Int, width: Int) {
+        let ratio = Self.check(Self.tensor("opgrad.bilinear", [1, 2, 7, 6])) { node, tape in
+            TrainOps.resizeBilinear(node, height: height, width: width, tape: tape)
+        }
+        #expect(ratio < 1e-3, "bilinear \(height)x\(width) gradient off by \(ratio) of max")
+    }
+
     @Test func maxPoolAndReLU() {
         // Values spaced ≥ 0.05 apart and away from 0, so ±step never changes a maximum or a sign.
         let count = 2 * 2 * 7 * 6
