@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Foundation
 import TensorEngine
 
 /// The competition team's loss: 0.5 · BCE-with-logits + 0.5 · Dice, with

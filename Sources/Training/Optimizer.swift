@@ -1,3 +1,4 @@
+import Foundation
 import TensorEngine
 
 /// torch.optim.AdamW with its defaults (betas 0.9/0.999, eps 1e-8, weight decay
@@ -73,7 +74,3 @@ public func clipGradientNorm(_ parameters: [Parameter], maxNorm: Float) -> Float
     }
     return total
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
