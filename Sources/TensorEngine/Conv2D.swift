@@ -138,8 +138,10 @@ public struct Conv2D: Sendable {
                                     0, outputTile, Int32(outPlane))
                     } else {
                         let col = scratch[worker]
-                        im2col(inputImage, height: input.height, width: input.width, row0: row0, rows: rows,
-                               outWidth: outW, into: col)
+                        Self.im2col(inputImage, channels: inChannels, height: input.height, width: input.width,
+                                    kernelHeight: kernelHeight, kernelWidth: kernelWidth, stride: stride,
+                                    padding: padding, dilation: dilation, row0: row0, rows: rows,
+                                    outWidth: outW, into: col)
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(coCount), Int32(columns), Int32(k),
                                     1, w + co0 * k, Int32(k), col, Int32(columns),
                                     0, outputTile, Int32(outPlane))
@@ -170,9 +172,12 @@ public struct Conv2D: Sendable {
         }
     }
 
-    /// Unrolls output rows [row0, row0+rows) into a [k, rows·outWidth] column matrix.
-    private func im2col(_ input: UnsafeMutablePointer<Float>, height: Int, width: Int, row0: Int, rows: Int,
-                        outWidth: Int, into col: UnsafeMutablePointer<Float>) {
+    /// Unrolls output rows [row0, row0+rows) of one image into a
+    /// [channels·kh·kw, rows·outWidth] column matrix, zero outside the image.
+    /// Shared by inference and the training engine's convolution.
+    public static func im2col(_ input: UnsafePointer<Float>, channels inChannels: Int, height: Int, width: Int,
+                              kernelHeight: Int, kernelWidth: Int, stride: Int, padding: Int, dilation: Int,
+                              row0: Int, rows: Int, outWidth: Int, into col: UnsafeMutablePointer<Float>) {
         let columns = rows * outWidth
         var row = 0
         for ci in 0..<inChannels {

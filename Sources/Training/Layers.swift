@@ -140,34 +140,8 @@ public final class TrainableConv2d {
     /// [Cin·k·k, rows·ow] columns of output rows [row0, row0 + rows) of one image (zero outside it).
     private func im2col(_ image: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ row0: Int, _ rows: Int, _ ow: Int,
                         _ col: UnsafeMutablePointer<Float>) {
-        var row = 0
-        for ci in 0..<inChannels {
-            let src = image + ci * h * w
-            for ky in 0..<kernel {
-                for kx in 0..<kernel {
-                    let dst = col + row * rows * ow
-                    row += 1
-                    let offset = kx - padding
-                    let (start, end) = columnRange(offset: offset, w: w, ow: ow)
-                    for r in 0..<rows {
-                        let iy = (row0 + r) * stride - padding + ky
-                        let d = dst + r * ow
-                        if iy < 0 || iy >= h || end <= start {
-                            d.update(repeating: 0, count: ow)
-                            continue
-                        }
-                        if start > 0 { d.update(repeating: 0, count: start) }
-                        if end < ow { (d + end).update(repeating: 0, count: ow - end) }
-                        let s = src + iy * w + offset
-                        if stride == 1 {
-                            (d + start).update(from: s + start, count: end - start)
-                        } else {
-                            for ox in start..<end { d[ox] = s[ox * stride] }
-                        }
-                    }
-                }
-            }
-        }
+        Conv2D.im2col(image, channels: inChannels, height: h, width: w, kernelHeight: kernel, kernelWidth: kernel,
+                      stride: stride, padding: padding, dilation: 1, row0: row0, rows: rows, outWidth: ow, into: col)
     }
 
     /// Adds the columns of output rows [row0, row0 + rows) back onto one image's
