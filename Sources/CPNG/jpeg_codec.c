@@ -130,18 +130,24 @@ static int scans_missing(j_decompress_ptr cinfo) {
     return 0;
 }
 
+// Points libjpeg's error handling at our state: messages into err, and a
+// longjmp back to the caller's setjmp (which must stay in the caller's frame).
+static void route_errors(struct jpeg_decompress_struct *cinfo, error_state *state, char *err, size_t err_length) {
+    memset(cinfo, 0, sizeof(*cinfo));
+    cinfo->err = jpeg_std_error(&state->base);
+    state->base.error_exit = on_error_exit;
+    state->base.emit_message = on_message;
+    state->err = err;
+    state->err_length = err_length;
+    state->hit_end = 0;
+}
+
 int bp_jpeg_read_header(const uint8_t *data, size_t length, bp_jpeg_info *info,
                         char *err, size_t err_length) {
     if (check_start(data, length, err, err_length) != 0) return -1;
     struct jpeg_decompress_struct cinfo;
     error_state state;
-    memset(&cinfo, 0, sizeof(cinfo));
-    cinfo.err = jpeg_std_error(&state.base);
-    state.base.error_exit = on_error_exit;
-    state.base.emit_message = on_message;
-    state.err = err;
-    state.err_length = err_length;
-    state.hit_end = 0;
+    route_errors(&cinfo, &state, err, err_length);
     if (setjmp(state.jump)) {
         jpeg_destroy_decompress(&cinfo);
         return -1;
@@ -161,13 +167,7 @@ int bp_jpeg_decode(const uint8_t *data, size_t length, uint32_t max_width,
     if (check_start(data, length, err, err_length) != 0) return -1;
     struct jpeg_decompress_struct cinfo;
     error_state state;
-    memset(&cinfo, 0, sizeof(cinfo));
-    cinfo.err = jpeg_std_error(&state.base);
-    state.base.error_exit = on_error_exit;
-    state.base.emit_message = on_message;
-    state.err = err;
-    state.err_length = err_length;
-    state.hit_end = 0;
+    route_errors(&cinfo, &state, err, err_length);
     // volatile: assigned after setjmp and freed after a longjmp.
     JSAMPLE *volatile row = NULL;
     uint16_t *volatile result = NULL;

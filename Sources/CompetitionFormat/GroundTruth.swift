@@ -14,15 +14,9 @@ public struct GroundTruthImage: Sendable {
     public let classRuns: [[Run]]
 }
 
-public struct GroundTruthError: Error, CustomStringConvertible, Sendable {
-    public let path: String
-    public let message: String
-    public init(path: String, message: String) {
-        self.path = path
-        self.message = message
-    }
-    public var description: String { "\(path): \(message)" }
-}
+/// A fault in ground truth or in a prediction scored against it: "file: problem",
+/// the same shape as an annotation file's own errors.
+public typealias GroundTruthError = AnnotationError
 
 /// Ground truth from a folder in the competition layout
 /// (`outputs_json/IDxxx/<stem>.json` with `DCM/IDxxx/<stem>.png` beside it), or
