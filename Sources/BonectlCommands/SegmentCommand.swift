@@ -30,7 +30,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Run a release (an ensemble) from the releases folder beside the store.") var release: String?
     @Option(help: "Folder for the results.") var out: String?
     @Option(help: "Test-time augmentation: none or hflip (original and mirror, logits averaged).") var tta: TestTimeAugmentation?
-    @Option(help: "Also write the (combined) logits at model resolution as .npy, float32 [1, C, H, W]; one image only.") var logits: String?
+    @Option(help: "Also write the members' mean logits (after TTA) at model resolution as .npy, float32 [1, C, H, W]; one image only.") var logits: String?
     @Option(name: .customLong("overlay-scale"), help: "Scale of the overlay PNG relative to the input.") var overlayScale: Double = 1
     @Option(name: .customLong("max-side"), help: "Largest accepted image side, checked before decoding.") var maxSide: Int = PNGCodec.defaultMaxSide
     @Flag(help: "Print a JSON summary instead of the table.") var json = false
@@ -118,17 +118,12 @@ struct SegmentCommand: ParsableCommand {
         var classPixels: [Int] = []
         var flags: [QualityFlags.Flag] = []
         var timings: [String: Double] = [:]
-        if let logitsPath = logits {
-            let decoded = try ImageCodec.decode(bytes, maxWidth: maxSide, maxHeight: maxSide)
-            let gray = decoded.grayscale()
-            let members = try pipeline.release.members.map { member in
-                try member.network.forward(Preprocessing.input(for: gray, size: member.manifest.inputSize, normalize: member.manifest.normalize))
-            }
-            try AtomicFile.write(NumPyFile.encode(Ensemble.meanLogits(members)), to: logitsPath)
+        if let logitsPath = logits, out == nil {
+            try AtomicFile.write(NumPyFile.encode(try pipeline.combinedLogits(imageBytes: bytes)), to: logitsPath)
             outputs.append(logitsPath)
         }
         if let out {
-            let result = try pipeline.process(imageBytes: bytes, imageName: job.path)
+            let result = try pipeline.process(imageBytes: bytes, imageName: job.path, keepLogits: logits != nil)
             let folder = job.relativeFolder.isEmpty ? out : "\(out)/\(job.relativeFolder)"
             try AtomicFile.makeDirectories(folder)
             let files = [("\(folder)/\(job.stem).csv", result.csv), ("\(folder)/\(job.stem).overlay.png", result.overlayPNG),
@@ -141,6 +136,10 @@ struct SegmentCommand: ParsableCommand {
                 throw error
             }
             outputs += files.map(\.0)
+            if let logitsPath = logits, let combined = result.logits {
+                try AtomicFile.write(NumPyFile.encode(combined), to: logitsPath)
+                outputs.append(logitsPath)
+            }
             rows += result.rows
             classPixels = result.classAreas
             flags = result.flags

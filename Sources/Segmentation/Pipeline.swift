@@ -16,6 +16,8 @@ public struct PipelineResult: Sendable {
     public let flags: [QualityFlags.Flag]
     /// Seconds per stage.
     public let timings: [String: Double]
+    /// The members' logits averaged (after TTA) at model resolution, when asked for.
+    public let logits: Tensor?
 }
 
 /// The provenance record written beside every result (`<stem>.json`).
@@ -79,13 +81,13 @@ public final class SegmentationPipeline: @unchecked Sendable {
         _ = try masks(for: gray, timings: &timings)
     }
 
-    public func process(imageBytes: [UInt8], imageName: String) throws -> PipelineResult {
+    public func process(imageBytes: [UInt8], imageName: String, keepLogits: Bool = false) throws -> PipelineResult {
         var timings: [String: Double] = [:]
         var clock = Stopwatch()
         let decoded = try ImageCodec.decode(imageBytes, maxWidth: maxSide, maxHeight: maxSide)
         let gray = decoded.grayscale()
         timings["decode"] = clock.lap()
-        let bitmap = try masks(for: gray, timings: &timings)
+        let (bitmap, logits) = try masks(for: gray, timings: &timings, keepLogits: keepLogits)
         clock.lap()
 
         let runs = Postprocessing.runs(of: bitmap)
@@ -118,13 +120,25 @@ public final class SegmentationPipeline: @unchecked Sendable {
         json.append(0x0A)
         timings["sidecar"] = clock.lap()
         return PipelineResult(csv: csv, overlayPNG: overlay, sidecarJSON: [UInt8](json), classAreas: areas, rows: rows,
-                              flags: flags, timings: timings)
+                              flags: flags, timings: timings, logits: logits)
+    }
+
+    /// The members' logits averaged (after TTA) at model resolution, for `--logits`.
+    public func combinedLogits(imageBytes: [UInt8]) throws -> Tensor {
+        var timings: [String: Double] = [:]
+        let gray = try ImageCodec.decode(imageBytes, maxWidth: maxSide, maxHeight: maxSide).grayscale()
+        return Ensemble.meanLogits(try memberLogits(gray, timings: &timings), pool: pool)
     }
 
     /// The release's masks at the image's own size; adds its stages to `timings`.
     public func masks(for gray: GrayImage, timings: inout [String: Double]) throws -> ClassBitmap {
+        try masks(for: gray, timings: &timings, keepLogits: false).0
+    }
+
+    func masks(for gray: GrayImage, timings: inout [String: Double], keepLogits: Bool) throws -> (ClassBitmap, Tensor?) {
         var clock = Stopwatch()
         let outputs = try memberLogits(gray, timings: &timings)
+        var meanLogits: Tensor? = nil
         clock.lap()
         let probabilityThresholds = release.thresholds
         let bitmap: ClassBitmap
@@ -137,6 +151,7 @@ public final class SegmentationPipeline: @unchecked Sendable {
                 thresholds = probabilityThresholds
             } else {
                 combined = Ensemble.meanLogits(outputs, pool: pool)
+                meanLogits = combined
                 thresholds = probabilityThresholds.map(Postprocessing.logitThreshold)
             }
             timings["combine", default: 0] += clock.lap()
@@ -149,7 +164,8 @@ public final class SegmentationPipeline: @unchecked Sendable {
             bitmap = Postprocessing.vote(memberMasks, minVotes: release.votesNeeded)
         }
         timings["upsample_threshold", default: 0] += clock.lap()
-        return bitmap
+        if keepLogits && meanLogits == nil { meanLogits = Ensemble.meanLogits(outputs, pool: pool) }
+        return (bitmap, keepLogits ? meanLogits : nil)
     }
 
     /// Each member's logits at its own input size, with test-time augmentation applied.
