@@ -25,7 +25,7 @@ let package = Package(
             "TensorEngine", "SystemIO", "COpenSSL",
         ]),
         // Training: backward passes, BCE + Dice, AdamW, a trainable UNet++ with SMP's keys.
-        .target(name: "Training", dependencies: ["TensorEngine", "Models"]),
+        .target(name: "Training", dependencies: ["TensorEngine", "Models", "Imaging", "CompetitionFormat", "Segmentation", "SystemIO"]),
         // Durable file writes (temp, fsync, rename, fsync dir) and reads that name the file.
         .target(name: "SystemIO"),
         // Pixels in and out: PNG codec, gray conversion.
@@ -50,14 +50,14 @@ let package = Package(
 
         // bonectl's commands live in a library so tests can reach them.
         .target(name: "BonectlCommands", dependencies: [
-            "TensorEngine", "Models", "Imaging", "CompetitionFormat", "SystemIO", "Segmentation", "Synthesis", "Daemon",
+            "TensorEngine", "Models", "Imaging", "CompetitionFormat", "SystemIO", "Segmentation", "Synthesis", "Daemon", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bonectl", dependencies: ["BonectlCommands"]),
 
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorEngine"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorEngine", "Segmentation", "CompetitionFormat", "Imaging", "Synthesis", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "CompetitionFormat", "Imaging", "TensorEngine"],
                     exclude: ["Fixtures"]),
         // Helpers for tests that run the built products as real processes.

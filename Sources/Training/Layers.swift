@@ -321,6 +321,21 @@ public final class TrainableBatchNorm2d {
 }
 
 /// The parameter-free ops of the networks, each with its backward.
+/// conv → BatchNorm (→ ReLU), SMP's Conv2dReLU and torchvision's conv/bn pairs.
+final class ConvBatchNorm {
+    let conv: TrainableConv2d
+    let norm: TrainableBatchNorm2d
+    init(conv: TrainableConv2d, norm: TrainableBatchNorm2d) {
+        self.conv = conv
+        self.norm = norm
+    }
+    func callAsFunction(_ x: Node, relu: Bool, training: Bool, tape: Tape?) -> Node {
+        let y = norm.forward(conv.forward(x, tape: tape), training: training, tape: tape)
+        return relu ? TrainOps.relu(y, tape: tape) : y
+    }
+}
+
+
 public enum TrainOps {
     public static func relu(_ x: Node, tape: Tape?, pool: ComputePool = .shared) -> Node {
         let output = Tensor(shape: x.value.shape)

@@ -14,24 +14,10 @@ public final class TrainableUnetPlusPlus {
         public var encoderName: EncoderName { self == .resnet18 ? .resnet18 : .resnet34 }
     }
 
-    /// conv → BatchNorm (→ ReLU), SMP's Conv2dReLU and torchvision's conv/bn pairs.
-    final class ConvBN {
-        let conv: TrainableConv2d
-        let norm: TrainableBatchNorm2d
-        init(conv: TrainableConv2d, norm: TrainableBatchNorm2d) {
-            self.conv = conv
-            self.norm = norm
-        }
-        func callAsFunction(_ x: Node, relu: Bool, training: Bool, tape: Tape?) -> Node {
-            let y = norm.forward(conv.forward(x, tape: tape), training: training, tape: tape)
-            return relu ? TrainOps.relu(y, tape: tape) : y
-        }
-    }
-
     struct ResidualBlock {
-        let first: ConvBN
-        let second: ConvBN
-        let downsample: ConvBN?
+        let first: ConvBatchNorm
+        let second: ConvBatchNorm
+        let downsample: ConvBatchNorm?
     }
 
     public let encoder: Encoder
@@ -41,9 +27,9 @@ public final class TrainableUnetPlusPlus {
     public private(set) var parameters: [Parameter] = []
     /// Every BatchNorm, in state_dict order.
     public private(set) var batchNorms: [TrainableBatchNorm2d] = []
-    private var stem: ConvBN!
+    private var stem: ConvBatchNorm!
     private var stages: [[ResidualBlock]] = []
-    private var decoderBlocks: [String: (ConvBN, ConvBN)] = [:]
+    private var decoderBlocks: [String: (ConvBatchNorm, ConvBatchNorm)] = [:]
     private let schedule: [(block: String, input: String, skips: [String])]
     private let outputBlock: String
     private var head: TrainableConv2d!
@@ -67,7 +53,7 @@ public final class TrainableUnetPlusPlus {
             return p
         }
         func convBN(_ conv: String, _ norm: String, _ inChannels: Int, _ outChannels: Int, kernel: Int,
-                    stride: Int = 1, padding: Int = 0) -> ConvBN {
+                    stride: Int = 1, padding: Int = 0) -> ConvBatchNorm {
             let c = TrainableConv2d(weight: parameter("\(conv).weight", [outChannels, inChannels, kernel, kernel]), bias: nil,
                                     stride: stride, padding: padding)
             let weight = parameter("\(norm).weight", [outChannels])
@@ -76,7 +62,7 @@ public final class TrainableUnetPlusPlus {
                                           runningMean: Tensor(shape: [outChannels], values: source.take("\(norm).running_mean", shape: [outChannels])),
                                           runningVar: Tensor(shape: [outChannels], values: source.take("\(norm).running_var", shape: [outChannels])))
             batchNorms.append(bn)
-            return ConvBN(conv: c, norm: bn)
+            return ConvBatchNorm(conv: c, norm: bn)
         }
 
         stem = convBN("encoder.conv1", "encoder.bn1", 3, 64, kernel: 7, stride: 2, padding: 3)
