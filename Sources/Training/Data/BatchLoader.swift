@@ -168,7 +168,7 @@ final class LoaderState: @unchecked Sendable {
     func next() -> TrainingBatch? {
         condition.lock()
         defer { condition.unlock() }
-        while shared.consumed < count {
+        while shared.consumed < count && !shared.cancelled {
             let index = shared.consumed
             while shared.ready[index] == nil && !shared.cancelled { condition.wait() }
             guard let entry = shared.ready.removeValue(forKey: index) else { return nil }
