@@ -154,6 +154,7 @@ private func epoch(_ loader: BatchLoader) -> [TrainingBatch] {
         while loader.ready < 3 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         #expect(loader.ready == 3, "refilled after a batch was taken")
         #expect(epoch(loader).count == 7)
+        #expect(loader.producerThreads == [0], "every batch made on the loader's thread")
     }
 
     /// A file that decodes badly (or vanished since the scan) is reported and

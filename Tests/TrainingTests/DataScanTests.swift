@@ -98,6 +98,9 @@ import Testing
         let bytes = try Data(contentsOf: URL(fileURLWithPath: png(10)))
         try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: png(10)))
         try Data("notes".utf8).write(to: URL(fileURLWithPath: folder.file("DCM/ID001/readme.txt")))
+        // A linked image counts like a file (data sets are often links into an archive).
+        try fm.moveItem(atPath: png(11), toPath: folder.file("moved.png"))
+        try fm.createSymbolicLink(atPath: png(11), withDestinationPath: folder.file("moved.png"))
         try Data().write(to: URL(fileURLWithPath: folder.file("DCM/ID001/.hidden.png")))
 
         let dataset = try TrainingDataset.scan(URL(fileURLWithPath: folder.path))
@@ -128,6 +131,7 @@ import Testing
         let bad: Set<Int> = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
         #expect(DataFixtures.names(dataset) == names.indices.filter { !bad.contains($0) }.map { names[$0] })
         #expect(DataFixtures.names(dataset).contains(names[10]))
+        #expect(DataFixtures.names(dataset).contains(names[11]))
     }
 
     @Test func foldersThatCannotBeTrainedOn() throws {

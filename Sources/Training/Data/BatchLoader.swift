@@ -62,6 +62,7 @@ public final class BatchLoader: @unchecked Sendable {
         let state = self.state, shuffled = order
         for w in 0..<max(1, min(workers, state.count)) {
             let thread = Thread {
+                Thread.current.threadDictionary[LoaderState.workerKey] = w
                 var scratch: [UInt8] = []
                 while let b = state.claim() {
                     let lo = b * batchSize, hi = min(lo + batchSize, shuffled.count)
@@ -91,6 +92,9 @@ public final class BatchLoader: @unchecked Sendable {
 
     /// Batches already prepared and waiting (for tests and progress displays).
     public var ready: Int { state.locked { $0.ready.count } }
+
+    /// The loader threads (numbered from 0) that prepared this epoch's batches so far; -1 would mean another thread.
+    var producerThreads: Set<Int> { state.locked { $0.producers } }
 
     /// Stops the loader's threads after the image each is working on.
     public func cancel() { state.cancel() }
@@ -125,6 +129,8 @@ final class LoaderState: @unchecked Sendable {
         var ready: [Int: TrainingBatch?] = [:]
         var problems: [(index: Int, problem: DataProblem)] = []
         var cancelled = false
+        /// The loader threads (by number) that prepared batches; -1 for any other thread.
+        var producers: Set<Int> = []
     }
 
     let count: Int
@@ -157,8 +163,13 @@ final class LoaderState: @unchecked Sendable {
         return shared.nextToMake - 1
     }
 
+    /// Marks the loader's own threads (Thread.name is not reliable on Linux Foundation).
+    static let workerKey = "bonesegd.data.worker"
+
     func deliver(_ index: Int, batch: TrainingBatch?, failures: [(Int, DataProblem)]) {
+        let worker = Thread.current.threadDictionary[Self.workerKey] as? Int ?? -1
         condition.lock()
+        shared.producers.insert(worker)
         shared.ready[index] = .some(batch)
         shared.problems += failures.map { (index: $0.0, problem: $0.1) }
         condition.broadcast()

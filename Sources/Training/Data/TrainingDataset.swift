@@ -210,8 +210,19 @@ public struct TrainingDataset: Sendable {
                 continue
             }
             if name.hasSuffix(".part") || name.hasSuffix(".tmp") { continue }
-            guard (walker.fileAttributes?[.type] as? FileAttributeType) == .typeRegular else { continue }
-            out.append(entry)
+            switch walker.fileAttributes?[.type] as? FileAttributeType {
+            case .typeRegular?:
+                out.append(entry)
+            case .typeSymbolicLink?:
+                // Data sets are often links into an archive: follow links to files.
+                var isDirectory: ObjCBool = false
+                let target = url.appendingPathComponent(entry).path
+                if FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), !isDirectory.boolValue {
+                    out.append(entry)
+                }
+            default:
+                continue
+            }
         }
         return out.sorted()
     }
