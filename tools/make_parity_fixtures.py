@@ -173,6 +173,22 @@ def model_fixtures():
         print(name, tuple(y.shape), "max|logit| =", float(y.abs().max()))
 
 
+def depth_fixtures():
+    """UNet++-resnet18 with encoder_depth=3 (decoder 32,16,8): SMP still builds and
+    saves layer3/layer4, which its forward never runs. 8 classes keep the logits
+    small; the Swift test regenerates the input from "<name>.input"."""
+    import segmentation_models_pytorch as smp
+    name, h, w = "unetpp_resnet18_depth3", 64, 96
+    model = smp.UnetPlusPlus("resnet18", encoder_weights=None, encoder_depth=3, classes=8,
+                             decoder_channels=(32, 16, 8)).eval()
+    fill_state_dict(model)
+    x = torch.from_numpy(uniform(name + ".input", 3 * h * w).reshape(1, 3, h, w))
+    with torch.no_grad():
+        y = model(x)
+    save(MODELS, name + "_logits", y.numpy())
+    print(name, tuple(y.shape), "max|logit| =", float(y.abs().max()))
+
+
 def encoder_fixtures():
     """DenseNet and timm HRNet encoders under UNet++. Only the expected logits are
     committed (2 classes to keep them small); the Swift test regenerates the input
@@ -198,4 +214,5 @@ if __name__ == "__main__":
     op_fixtures()
     postprocess_fixtures()
     model_fixtures()
+    depth_fixtures()
     encoder_fixtures()

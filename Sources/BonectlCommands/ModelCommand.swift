@@ -25,6 +25,20 @@ func parseChannels(_ text: String) throws -> [Int] {
     return values.map { $0! }
 }
 
+/// --encoder-depth and --decoder-channels together: without --decoder-channels, the
+/// first `depth` of SMP's default (256,128,64,32,16); with it, one channel per level.
+func decoderChannelList(_ text: String?, encoderDepth: Int) throws -> [Int] {
+    guard SegmentationModel.encoderDepths.contains(encoderDepth) else {
+        throw ValidationError("--encoder-depth \(encoderDepth) must be 3, 4 or 5")
+    }
+    guard let text else { return Array([256, 128, 64, 32, 16].prefix(encoderDepth)) }
+    let channels = try parseChannels(text)
+    guard channels.count == encoderDepth else {
+        throw ValidationError("--decoder-channels '\(text)' has \(channels.count) values; --encoder-depth \(encoderDepth) needs \(encoderDepth)")
+    }
+    return channels
+}
+
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
@@ -43,7 +57,8 @@ struct ModelCommand: ParsableCommand {
         @Option(help: "Number of output classes (29: the competition's, in its order).") var classes: Int = 29
         @Option(name: .customLong("input-size"), help: "Square input side the images are resized to.") var inputSize: Int = 512
         @Option(help: "unit = x/255, imagenet = ImageNet mean/std, half = (x/255-0.5)/0.5.") var normalize: Normalization = .unit
-        @Option(name: .customLong("decoder-channels"), help: "UNet++ decoder channels.") var decoderChannels: String = "256,128,64,32,16"
+        @Option(name: .customLong("encoder-depth"), help: "SMP's encoder_depth: 3, 4 or 5 (depth < 5: resnet encoders).") var encoderDepth: Int = 5
+        @Option(name: .customLong("decoder-channels"), help: "UNet++ decoder channels, one per encoder level (default 256,128,64,32,16 cut to the depth).") var decoderChannels: String?
         @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
@@ -51,9 +66,10 @@ struct ModelCommand: ParsableCommand {
             guard classes > 0 else { throw ValidationError("--classes must be positive") }
             let names = classes == BoneClasses.count ? BoneClasses.names : (0..<classes).map { "class-\($0 + 1)" }
             let manifest = try storeOptions.modelStore.importWeights(
-                from: weights, name: name, encoder: encoder, decoderChannels: try parseChannels(decoderChannels),
+                from: weights, name: name, encoder: encoder, encoderDepth: encoderDepth,
+                decoderChannels: try decoderChannelList(decoderChannels, encoderDepth: encoderDepth),
                 classes: names, inputSize: inputSize, normalize: normalize)
-            print("imported \(manifest.name): unetplusplus/\(manifest.encoder.rawValue), \(manifest.classes.count) classes, input \(inputSize)², sha256 \(manifest.weightsSHA256.prefix(12))…")
+            print("imported \(manifest.name): \(manifest.archDescription), \(manifest.classes.count) classes, input \(inputSize)², sha256 \(manifest.weightsSHA256.prefix(12))…")
         }
     }
 
@@ -72,7 +88,7 @@ struct ModelCommand: ParsableCommand {
                 return
             }
             if manifests.isEmpty { print("no models in \(store.root)"); return }
-            let rows = manifests.map { [$0.name, "unetplusplus/\($0.encoder.rawValue)", "\($0.inputSize)", "\($0.classes.count)", $0.normalize.rawValue, String($0.weightsSHA256.prefix(12))] }
+            let rows = manifests.map { [$0.name, $0.archDescription, "\($0.inputSize)", "\($0.classes.count)", $0.normalize.rawValue, String($0.weightsSHA256.prefix(12))] }
             print(Table.render(header: ["NAME", "ARCH", "INPUT", "CLASSES", "NORMALIZE", "SHA256"], rows: rows))
         }
     }
@@ -83,17 +99,29 @@ struct ModelCommand: ParsableCommand {
             abstract: "Write deterministic random UnetPlusPlus weights with SMP key names (for demos, benchmarks and parity checks).")
         @Option(help: "Encoder.") var encoder: EncoderName
         @Option(help: "Number of output classes.") var classes: Int = 29
-        @Option(name: .customLong("decoder-channels"), help: "UNet++ decoder channels.") var decoderChannels: String = "256,128,64,32,16"
+        @Option(name: .customLong("encoder-depth"), help: "SMP's encoder_depth: 3, 4 or 5; unused encoder stages are not written.") var encoderDepth: Int = 5
+        @Option(name: .customLong("decoder-channels"), help: "UNet++ decoder channels, one per encoder level (default 256,128,64,32,16 cut to the depth).") var decoderChannels: String?
         @Option(help: "Output .safetensors file.") var out: String
 
         func run() throws {
+            guard classes > 0 else { throw ValidationError("--classes must be positive") }
+            let channels = try decoderChannelList(decoderChannels, encoderDepth: encoderDepth)
+            try SegmentationModel.check(encoder: encoder, encoderDepth: encoderDepth, decoderChannels: channels, source: out)
             var tensors: [String: Tensor] = [:]
-            for (key, shape) in SegmentationModel.parameterShapes(encoder: encoder, decoderChannels: try parseChannels(decoderChannels), classes: classes) {
+            for (key, shape) in SegmentationModel.parameterShapes(encoder: encoder, encoderDepth: encoderDepth,
+                                                                  decoderChannels: channels, classes: classes) {
                 tensors[key] = DeterministicFill.parameter(name: key, shape: shape)
             }
             try AtomicFile.write(SafeTensors.encode(tensors, metadata: ["format": "pt"]), to: out)
             print("wrote \(tensors.count) tensors to \(out)")
         }
+    }
+}
+
+extension ModelManifest {
+    /// "unetplusplus/resnet34", with the depth when it is not SMP's default 5.
+    var archDescription: String {
+        "\(arch)/\(encoder.rawValue)" + (encoderDepth == 5 ? "" : " depth \(encoderDepth)")
     }
 }
 

@@ -32,6 +32,8 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var name: String
     public var arch: String
     public var encoder: EncoderName
+    /// SMP's `encoder_depth`; packages written before it existed have none and mean 5.
+    public var encoderDepth: Int
     public var decoderChannels: [Int]
     /// Class names in channel order.
     public var classes: [String]
@@ -45,17 +47,20 @@ public struct ModelManifest: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version", name, arch, encoder
+        case encoderDepth = "encoder_depth"
         case decoderChannels = "decoder_channels", classes
         case inputSize = "input_size", normalize, thresholds
         case weightsSHA256 = "weights_sha256", provenance
     }
 
-    public init(name: String, encoder: EncoderName, decoderChannels: [Int], classes: [String], inputSize: Int,
-                normalize: Normalization, thresholds: [Float]? = nil, weightsSHA256: String, provenance: [String: String]) {
+    public init(name: String, encoder: EncoderName, encoderDepth: Int = 5, decoderChannels: [Int], classes: [String],
+                inputSize: Int, normalize: Normalization, thresholds: [Float]? = nil, weightsSHA256: String,
+                provenance: [String: String]) {
         formatVersion = Self.currentFormat
         self.name = name
         arch = "unetplusplus"
         self.encoder = encoder
+        self.encoderDepth = encoderDepth
         self.decoderChannels = decoderChannels
         self.classes = classes
         self.inputSize = inputSize
@@ -63,6 +68,22 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         self.thresholds = thresholds ?? [Float](repeating: 0.5, count: classes.count)
         self.weightsSHA256 = weightsSHA256
         self.provenance = provenance
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        formatVersion = try c.decode(Int.self, forKey: .formatVersion)
+        name = try c.decode(String.self, forKey: .name)
+        arch = try c.decode(String.self, forKey: .arch)
+        encoder = try c.decode(EncoderName.self, forKey: .encoder)
+        encoderDepth = try c.decodeIfPresent(Int.self, forKey: .encoderDepth) ?? 5
+        decoderChannels = try c.decode([Int].self, forKey: .decoderChannels)
+        classes = try c.decode([String].self, forKey: .classes)
+        inputSize = try c.decode(Int.self, forKey: .inputSize)
+        normalize = try c.decode(Normalization.self, forKey: .normalize)
+        thresholds = try c.decode([Float].self, forKey: .thresholds)
+        weightsSHA256 = try c.decode(String.self, forKey: .weightsSHA256)
+        provenance = try c.decode([String: String].self, forKey: .provenance)
     }
 }
 
@@ -165,7 +186,8 @@ public struct ModelStore: Sendable {
     static func build(manifest: ModelManifest, weightsPath: String) throws -> SegmentationModel {
         guard manifest.arch == "unetplusplus" else { throw ModelError("\(weightsPath): unsupported arch '\(manifest.arch)'") }
         let (tensors, _) = try SafeTensors.read(path: weightsPath)
-        return try SegmentationModel(encoder: manifest.encoder, decoderChannels: manifest.decoderChannels,
+        return try SegmentationModel(encoder: manifest.encoder, encoderDepth: manifest.encoderDepth,
+                                     decoderChannels: manifest.decoderChannels,
                                      classes: manifest.classes.count, weights: StateDict(tensors, source: weightsPath))
     }
 
@@ -173,12 +195,14 @@ public struct ModelStore: Sendable {
     /// mismatch is refused before anything is written), then the package is
     /// assembled in a hidden directory and renamed into place.
     @discardableResult
-    public func importWeights(from weightsPath: String, name: String, encoder: EncoderName, decoderChannels: [Int],
-                              classes: [String], inputSize: Int, normalize: Normalization,
+    public func importWeights(from weightsPath: String, name: String, encoder: EncoderName, encoderDepth: Int = 5,
+                              decoderChannels: [Int], classes: [String], inputSize: Int, normalize: Normalization,
                               provenance extra: [String: String] = [:]) throws -> ModelManifest {
         try Self.validate(name: name)
-        guard inputSize > 0, inputSize % SegmentationModel.sizeMultiple == 0 else {
-            throw ModelError("--input-size \(inputSize) must be a positive multiple of \(SegmentationModel.sizeMultiple)")
+        try SegmentationModel.check(encoder: encoder, encoderDepth: encoderDepth, decoderChannels: decoderChannels, source: weightsPath)
+        let multiple = 1 << encoderDepth
+        guard inputSize > 0, inputSize % multiple == 0 else {
+            throw ModelError("--input-size \(inputSize) must be a positive multiple of \(multiple) (2^encoder depth)")
         }
         let target = directory(of: name)
         guard !FileManager.default.fileExists(atPath: target) else {
@@ -187,12 +211,13 @@ public struct ModelStore: Sendable {
         let bytes = try AtomicFile.read(weightsPath)
         let digest = SHA256Digest.hex(bytes)
         let (tensors, _) = try bytes.withUnsafeBytes { try SafeTensors.read(bytes: $0, name: weightsPath) }
-        _ = try SegmentationModel(encoder: encoder, decoderChannels: decoderChannels, classes: classes.count,
-                                  weights: StateDict(tensors, source: weightsPath))
+        _ = try SegmentationModel(encoder: encoder, encoderDepth: encoderDepth, decoderChannels: decoderChannels,
+                                  classes: classes.count, weights: StateDict(tensors, source: weightsPath))
         var provenance = extra
         provenance["imported_from"] = (weightsPath as NSString).lastPathComponent
         provenance["imported_at"] = ISO8601DateFormatter().string(from: Date())
-        let manifest = ModelManifest(name: name, encoder: encoder, decoderChannels: decoderChannels, classes: classes,
+        let manifest = ModelManifest(name: name, encoder: encoder, encoderDepth: encoderDepth,
+                                     decoderChannels: decoderChannels, classes: classes,
                                      inputSize: inputSize, normalize: normalize, weightsSHA256: digest, provenance: provenance)
         try entries.publish(name, files: [("weights.safetensors", bytes), ("model.json", try ManifestDirectory.encode(manifest))])
         return manifest

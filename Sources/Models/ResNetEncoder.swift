@@ -1,7 +1,7 @@
 import TensorEngine
 
 /// An encoder hands the decoder its feature pyramid: the input itself, then
-/// features at strides 2, 4, 8, 16 and 32 (SMP's `encoder_depth=5`).
+/// features at strides 2, 4, … 2^depth (SMP's `encoder_depth`, 5 by default).
 public protocol FeatureEncoder: Sendable {
     /// Channels of each feature, input first (SMP's `encoder.out_channels`).
     var outChannels: [Int] { get }
@@ -10,7 +10,9 @@ public protocol FeatureEncoder: Sendable {
 }
 
 /// torchvision's ResNet as SMP uses it (`encoder.conv1`, `encoder.bn1`,
-/// `encoder.layerN.M.*`), with BatchNorm folded into the convolutions.
+/// `encoder.layerN.M.*`), with BatchNorm folded into the convolutions. With
+/// depth d < 5 only the stem and layer1…layer(d−1) run, as SMP's forward; the
+/// unused layers' keys, which SMP still saves, are accepted and ignored.
 public struct ResNetEncoder: FeatureEncoder {
     public enum Variant: String, Sendable, CaseIterable {
         case resnet18, resnet34, resnet50
@@ -30,18 +32,22 @@ public struct ResNetEncoder: FeatureEncoder {
     }
 
     public let variant: Variant
+    /// Downsamplings (1…5): features at strides 2 … 2^depth.
+    public let depth: Int
     public let outChannels: [Int]
     let stem: Conv2D
     let stages: [[Block]]
 
-    public init(_ variant: Variant, weights: StateDict, inChannels: Int = 3, prefix: String = "encoder") {
+    public init(_ variant: Variant, weights: StateDict, depth: Int = 5, inChannels: Int = 3, prefix: String = "encoder") {
+        precondition((1...5).contains(depth), "ResNet encoder depth \(depth)")
         self.variant = variant
+        self.depth = depth
         let expansion = variant.bottleneck ? 4 : 1
         stem = Conv2D.load(weights, conv: "\(prefix).conv1", batchNorm: "\(prefix).bn1", inChannels: inChannels,
                            outChannels: 64, kernel: 7, stride: 2, padding: 3)
         var stages: [[Block]] = []
         var channels = 64
-        for (stageIndex, count) in variant.blocks.enumerated() {
+        for (stageIndex, count) in variant.blocks.enumerated().prefix(depth - 1) {
             let planes = 64 << stageIndex
             var blocks: [Block] = []
             for blockIndex in 0..<count {
@@ -66,8 +72,9 @@ public struct ResNetEncoder: FeatureEncoder {
             }
             stages.append(blocks)
         }
+        if depth < 5 { for unused in depth...4 { weights.ignore(prefix: "\(prefix).layer\(unused).") } }
         self.stages = stages
-        outChannels = [inChannels, 64] + (0..<4).map { (64 << $0) * expansion }
+        outChannels = [inChannels, 64] + (0..<(depth - 1)).map { (64 << $0) * expansion }
     }
 
     public func features(_ input: Tensor) -> [Tensor] {

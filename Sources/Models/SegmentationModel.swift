@@ -12,19 +12,27 @@ public enum EncoderName: String, Sendable, CaseIterable, Codable {
 /// input's resolution.
 public struct SegmentationModel: Sendable {
     public let encoderName: EncoderName
+    /// SMP's `encoder_depth` (3…5): the encoder downsamples this many times and
+    /// the decoder has as many blocks on its main path (one decoder channel each).
+    public let encoderDepth: Int
     public let classes: Int
     let encoder: any FeatureEncoder
     let decoder: UnetPlusPlusDecoder
     let head: Conv2D
 
-    public init(encoder encoderName: EncoderName, decoderChannels: [Int] = [256, 128, 64, 32, 16], classes: Int = 29,
-                weights: StateDict) throws {
+    /// Depths SMP's UnetPlusPlus accepts.
+    public static let encoderDepths = 3...5
+
+    public init(encoder encoderName: EncoderName, encoderDepth: Int = 5, decoderChannels: [Int] = [256, 128, 64, 32, 16],
+                classes: Int = 29, weights: StateDict) throws {
+        try Self.check(encoder: encoderName, encoderDepth: encoderDepth, decoderChannels: decoderChannels, source: weights.source)
         self.encoderName = encoderName
+        self.encoderDepth = encoderDepth
         self.classes = classes
         switch encoderName {
-        case .resnet18: encoder = ResNetEncoder(.resnet18, weights: weights)
-        case .resnet34: encoder = ResNetEncoder(.resnet34, weights: weights)
-        case .resnet50: encoder = ResNetEncoder(.resnet50, weights: weights)
+        case .resnet18: encoder = ResNetEncoder(.resnet18, weights: weights, depth: encoderDepth)
+        case .resnet34: encoder = ResNetEncoder(.resnet34, weights: weights, depth: encoderDepth)
+        case .resnet50: encoder = ResNetEncoder(.resnet50, weights: weights, depth: encoderDepth)
         case .densenet121: encoder = DenseNetEncoder(.densenet121, weights: weights)
         case .densenet169: encoder = DenseNetEncoder(.densenet169, weights: weights)
         case .densenet201: encoder = DenseNetEncoder(.densenet201, weights: weights)
@@ -38,15 +46,32 @@ public struct SegmentationModel: Sendable {
         try weights.finish()
     }
 
-    /// Input sides must be multiples of 32, as SMP requires for a depth-5 encoder.
+    /// The configuration problems SMP itself refuses, as one line naming `source`.
+    public static func check(encoder: EncoderName, encoderDepth: Int, decoderChannels: [Int], source: String) throws {
+        guard encoderDepths.contains(encoderDepth) else {
+            throw ModelError("\(source): encoder depth \(encoderDepth) is not supported (UNet++ takes 3, 4 or 5)")
+        }
+        guard encoderDepth == 5 || [.resnet18, .resnet34, .resnet50].contains(encoder) else {
+            throw ModelError("\(source): encoder depth \(encoderDepth) is supported for resnet encoders only, not \(encoder.rawValue)")
+        }
+        guard decoderChannels.count == encoderDepth, decoderChannels.allSatisfy({ $0 > 0 }) else {
+            throw ModelError("\(source): encoder depth \(encoderDepth) needs \(encoderDepth) positive decoder channels, got \(decoderChannels)")
+        }
+    }
+
+    /// Input sides must be multiples of 32 for every supported depth (SMP needs
+    /// 2^depth; see `inputMultiple` for this model's own).
     public static let sizeMultiple = 32
+
+    /// What this model's input sides must be multiples of: 2^encoderDepth, as SMP checks.
+    public var inputMultiple: Int { 1 << encoderDepth }
 
     public func forward(_ input: Tensor) throws -> Tensor {
         guard input.rank == 4, input.channels == encoder.outChannels[0] else {
             throw ModelError("model expects input [N, \(encoder.outChannels[0]), H, W], got \(input.shape)")
         }
-        guard input.height % Self.sizeMultiple == 0, input.width % Self.sizeMultiple == 0 else {
-            throw ModelError("input \(input.height)x\(input.width) is not a multiple of \(Self.sizeMultiple) on both sides")
+        guard input.height % inputMultiple == 0, input.width % inputMultiple == 0 else {
+            throw ModelError("input \(input.height)x\(input.width) is not a multiple of \(inputMultiple) on both sides")
         }
         let features = encoder.features(input)
         let decoded = decoder(features)
@@ -65,22 +90,29 @@ public struct SegmentationModel: Sendable {
 
     /// Every state_dict key (and shape) an SMP UnetPlusPlus of this configuration holds,
     /// without num_batches_tracked; used to build deterministic test weights.
-    public static func parameterShapes(encoder: EncoderName, decoderChannels: [Int] = [256, 128, 64, 32, 16],
+    /// With depth < 5 the unused encoder stages are left out (SMP would save them;
+    /// `SegmentationModel` loads either).
+    public static func parameterShapes(encoder: EncoderName, encoderDepth: Int = 5,
+                                       decoderChannels: [Int] = [256, 128, 64, 32, 16],
                                        classes: Int = 29) -> [(String, [Int])] {
         let recorder = StateDict([:], source: "shape recorder", recording: true)
-        _ = try? SegmentationModel(encoder: encoder, decoderChannels: decoderChannels, classes: classes, weights: recorder)
+        _ = try? SegmentationModel(encoder: encoder, encoderDepth: encoderDepth, decoderChannels: decoderChannels,
+                                   classes: classes, weights: recorder)
         return recorder.requested
     }
 
     /// A model with deterministic weights (see `DeterministicFill`), as the parity
     /// fixtures and the demo build them.
-    public static func deterministic(encoder: EncoderName, decoderChannels: [Int] = [256, 128, 64, 32, 16],
+    public static func deterministic(encoder: EncoderName, encoderDepth: Int = 5,
+                                     decoderChannels: [Int] = [256, 128, 64, 32, 16],
                                      classes: Int = 29) throws -> (SegmentationModel, [String: Tensor]) {
         var tensors: [String: Tensor] = [:]
-        for (key, shape) in parameterShapes(encoder: encoder, decoderChannels: decoderChannels, classes: classes) {
+        for (key, shape) in parameterShapes(encoder: encoder, encoderDepth: encoderDepth, decoderChannels: decoderChannels,
+                                            classes: classes) {
             tensors[key] = DeterministicFill.parameter(name: key, shape: shape)
         }
-        let model = try SegmentationModel(encoder: encoder, decoderChannels: decoderChannels, classes: classes,
+        let model = try SegmentationModel(encoder: encoder, encoderDepth: encoderDepth, decoderChannels: decoderChannels,
+                                          classes: classes,
                                           weights: StateDict(tensors, source: "deterministic \(encoder.rawValue)"))
         return (model, tensors)
     }

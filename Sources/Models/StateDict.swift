@@ -40,6 +40,13 @@ public final class StateDict {
 
     public func has(_ key: String) -> Bool { tensors[key] != nil }
 
+    /// Accepts, unread, every present key under `prefix` (e.g. "encoder.layer3."): SMP
+    /// keeps the stages an encoder of reduced depth never runs in its state_dict.
+    /// Nothing is requested, so `parameterShapes` and exports leave them out.
+    public func ignore(prefix: String) {
+        for key in tensors.keys where key.hasPrefix(prefix) { taken.insert(key) }
+    }
+
     /// Throws one error listing every missing, misshapen and unexpected key.
     public func finish() throws {
         var all = problems
