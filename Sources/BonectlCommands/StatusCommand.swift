@@ -97,6 +97,62 @@ struct StatusCommand: ParsableCommand {
         if let reload = r.lastReload {
             lines.append("last reload: " + (reload.ok ? "ok, serving \(reload.release)" : "FAILED (\(reload.error ?? "")), \(reload.release) keeps serving"))
         }
+        if let run = r.lastRetrain {
+            lines.append("last retraining: " + RetrainText.when(run) + ", " + RetrainText.outcome(run))
+            lines.append("  data: " + RetrainText.data(run))
+        } else {
+            lines.append("last retraining: none recorded")
+        }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// How a retraining run reads in `status` and `stats`.
+enum RetrainText {
+    static func timestamp(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+
+    static func dice(_ value: Double?) -> String { value.map { String(format: "%.4f", $0) } ?? "-" }
+
+    static func epochs(_ n: Int) -> String { n == 1 ? "1 epoch" : "\(n) epochs" }
+
+    /// When: "running since T (for D)" or "finished T (took D)".
+    static func when(_ r: RetrainRecord) -> String {
+        let took = r.durationSeconds.map { formatDuration($0) }
+        if r.state == .running {
+            return "running since \(timestamp(r.startedAt))" + (took.map { " (\($0))" } ?? "")
+        }
+        guard let end = r.finishedAt else {
+            // Interrupted with no run left to record it (the process was killed): its last sign of life.
+            return "started \(timestamp(r.startedAt)), last progress \(timestamp(r.updatedAt ?? r.startedAt))"
+        }
+        return "finished \(timestamp(end))" + (took.map { " (took \($0))" } ?? "")
+    }
+
+    /// What came of it, with the gate's figures.
+    static func outcome(_ r: RetrainRecord) -> String {
+        let candidate = r.candidateRelease ?? "the candidate"
+        switch r.state {
+        case .running:
+            return "epoch \(r.epochs) done (per seed, \(r.seeds) seed\(r.seeds == 1 ? "" : "s"))"
+        case .promoted:
+            let champion = r.championRelease.map { " (champion was \($0), Dice \(dice(r.championDice)))" } ?? " (no release was active)"
+            return "promoted \(candidate) with Dice \(dice(r.candidateDice))" + champion
+        case .keptChampion:
+            let champion = r.championRelease ?? "-"
+            // The comparison is printed only when the recorded figures bear it out; otherwise the recorded reason.
+            if let d = r.candidateDice, let c = r.championDice, d < c + (r.minGain ?? 0) {
+                let gain = r.minGain.map { " + min gain \(String(format: "%.4f", $0))" } ?? ""
+                return "kept champion \(champion) (candidate \(candidate) Dice \(dice(d)) < champion \(dice(c))\(gain))"
+            }
+            return "kept champion \(champion)" + (r.reason.map { " (\($0))" } ?? "")
+        case .failed:
+            return "failed after \(epochs(r.epochs)): \(r.reason ?? "no reason recorded")"
+        case .interrupted:
+            return "interrupted after \(epochs(r.epochs))" + (r.reason.map { ": \($0)" } ?? "")
+        }
+    }
+
+    static func data(_ r: RetrainRecord) -> String {
+        "\(r.trainImages) train + \(r.validationImages) validation images, \(r.skippedFiles) file\(r.skippedFiles == 1 ? "" : "s") skipped; from \(r.dataDir)"
     }
 }

@@ -42,11 +42,14 @@ public struct StatusReport: Codable, Sendable {
     public var lastReload: Reload?
     public var rescans: Int?
     public var overflows: Int?
+    /// The newest retraining run (`bonectl retrain`), running or finished; absent when none ran.
+    public var lastRetrain: RetrainRecord? = nil
 
     enum CodingKeys: String, CodingKey {
         case daemon, state, pid, release, queue, today, total, rescans, overflows
         case startedAt = "started_at", uptimeSeconds = "uptime_seconds", latencyMs = "latency_ms"
         case lastError = "last_error", degradedReason = "degraded_reason", lastReload = "last_reload"
+        case lastRetrain = "last_retrain"
     }
 
     /// The status a stopped daemon left: counts from the ledger, the active release from the symlink.
@@ -66,7 +69,8 @@ public struct StatusReport: Codable, Sendable {
             total: try ledger.counts(since: nil),
             latencyMs: try ledger.latency(),
             lastError: try ledger.lastError(),
-            degradedReason: nil, lastReload: nil, rescans: nil, overflows: nil)
+            degradedReason: nil, lastReload: nil, rescans: nil, overflows: nil,
+            lastRetrain: try ledger.latestRetrainForStatus())
     }
 
     public static func startOfToday(now: Date = Date()) -> Double {
@@ -81,10 +85,13 @@ public struct ControlRequest: Codable, Sendable {
     public var since: Double?
     /// For `stats`: "day" or "release".
     public var by: String?
-    public init(command: String, since: Double? = nil, by: String? = nil) {
+    /// For `stats`: how many retraining runs to return (newest first); default 20.
+    public var retrains: Int?
+    public init(command: String, since: Double? = nil, by: String? = nil, retrains: Int? = nil) {
         self.command = command
         self.since = since
         self.by = by
+        self.retrains = retrains
     }
 }
 
@@ -94,11 +101,14 @@ public struct ControlReply: Codable, Sendable {
     public var message: String
     public var status: StatusReport?
     public var stats: [StatsGroup]?
-    public init(ok: Bool, message: String, status: StatusReport? = nil, stats: [StatsGroup]? = nil) {
+    /// For `stats`: retraining runs, newest first (since the request's `since`, by start time).
+    public var retrains: [RetrainRecord]?
+    public init(ok: Bool, message: String, status: StatusReport? = nil, stats: [StatsGroup]? = nil, retrains: [RetrainRecord]? = nil) {
         self.ok = ok
         self.message = message
         self.status = status
         self.stats = stats
+        self.retrains = retrains
     }
 }
 

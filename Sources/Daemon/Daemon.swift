@@ -665,7 +665,8 @@ public final class Daemon: @unchecked Sendable {
             total: (try? ledger.counts(since: nil)) ?? OutcomeCounts(),
             latencyMs: (try? ledger.latency()) ?? LatencySummary(),
             lastError: (try? ledger.lastError()) ?? nil,
-            degradedReason: reason, lastReload: reload, rescans: rescans, overflows: overflows)
+            degradedReason: reason, lastReload: reload, rescans: rescans, overflows: overflows,
+            lastRetrain: (try? ledger.latestRetrainForStatus()) ?? nil)
     }
 
     func handle(_ request: ControlRequest) -> ControlReply {
@@ -676,7 +677,8 @@ public final class Daemon: @unchecked Sendable {
             do {
                 let since = request.since
                 let groups = try ledger.stats(since: since, by: Ledger.Grouping(rawValue: request.by ?? "day") ?? .day)
-                return ControlReply(ok: true, message: "stats", stats: groups)
+                let retrains = try ledger.retrains(limit: request.retrains ?? 20, since: since.map { Date(timeIntervalSince1970: $0) })
+                return ControlReply(ok: true, message: "stats", stats: groups, retrains: retrains)
             } catch {
                 return ControlReply(ok: false, message: "\(error)")
             }

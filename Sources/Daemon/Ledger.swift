@@ -134,6 +134,30 @@ public final class Ledger: @unchecked Sendable {
             key TEXT PRIMARY KEY,
             value TEXT
         );
+        CREATE TABLE IF NOT EXISTS retrains (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            updated_at REAL,
+            data_dir TEXT NOT NULL,
+            arguments TEXT NOT NULL,
+            state TEXT NOT NULL,
+            train_images INTEGER NOT NULL,
+            validation_images INTEGER NOT NULL,
+            skipped_files INTEGER NOT NULL,
+            seeds INTEGER NOT NULL,
+            epochs INTEGER NOT NULL DEFAULT 0,
+            candidate_release TEXT,
+            candidate_dice REAL,
+            champion_release TEXT,
+            champion_dice REAL,
+            min_gain REAL,
+            reason TEXT,
+            pid INTEGER,
+            pid_start TEXT,
+            boot_id TEXT
+        );
+        CREATE INDEX IF NOT EXISTS retrains_state ON retrains(state);
         """)
     }
 
@@ -214,6 +238,10 @@ public final class Ledger: @unchecked Sendable {
 
     private static func real(_ s: OpaquePointer, _ column: Int32) -> Double? {
         sqlite3_column_type(s, column) == SQLITE_NULL ? nil : sqlite3_column_double(s, column)
+    }
+
+    private static func int(_ s: OpaquePointer, _ column: Int32) -> Int64? {
+        sqlite3_column_type(s, column) == SQLITE_NULL ? nil : sqlite3_column_int64(s, column)
     }
 
     // MARK: jobs
@@ -446,5 +474,304 @@ public final class Ledger: @unchecked Sendable {
         var result = [String]()
         try queryLocked("PRAGMA integrity_check", []) { result.append(Ledger.text($0, 0) ?? "") }
         return result.joined(separator: "; ")
+    }
+
+    // MARK: retraining runs (written by `bonectl retrain`, a second process beside the daemon)
+
+    private static let retrainColumns = """
+        id, started_at, finished_at, updated_at, data_dir, arguments, state, train_images, validation_images, skipped_files,
+        seeds, epochs, candidate_release, candidate_dice, champion_release, champion_dice, min_gain, reason, pid, pid_start, boot_id
+        """
+
+    private static func retrainRow(_ s: OpaquePointer) -> (RetrainRecord, RetrainOwner?) {
+        func date(_ c: Int32) -> Date? { real(s, c).map { Date(timeIntervalSince1970: $0) } }
+        let record = RetrainRecord(
+            id: sqlite3_column_int64(s, 0), startedAt: date(1) ?? Date(timeIntervalSince1970: 0), finishedAt: date(2), updatedAt: date(3),
+            dataDir: text(s, 4) ?? "", arguments: text(s, 5) ?? "",
+            // A state this build does not know (a newer writer) shows as failed rather than vanishing.
+            state: RetrainState(rawValue: text(s, 6) ?? "") ?? .failed,
+            trainImages: Int(sqlite3_column_int64(s, 7)), validationImages: Int(sqlite3_column_int64(s, 8)),
+            skippedFiles: Int(sqlite3_column_int64(s, 9)), seeds: Int(sqlite3_column_int64(s, 10)), epochs: Int(sqlite3_column_int64(s, 11)),
+            candidateRelease: text(s, 12), candidateDice: real(s, 13), championRelease: text(s, 14), championDice: real(s, 15),
+            minGain: real(s, 16), reason: text(s, 17), pid: int(s, 18).map { Int32(truncatingIfNeeded: $0) })
+        let owner = record.pid.map { RetrainOwner(pid: $0, startTime: text(s, 19), bootID: text(s, 20)) }
+        return (record, owner)
+    }
+
+    /// Whether the retrains table exists: a read-only handle on a ledger written by an
+    /// older bonesegd must answer "no runs", not fail.
+    private func hasRetrainsTableLocked() throws -> Bool {
+        var found = false
+        try queryLocked("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'retrains'", []) { _ in found = true }
+        return found
+    }
+
+    /// Records the start of a retraining run (state `running`, owned by this process); returns its id.
+    public func beginRetrain(dataDir: String, arguments: String, seeds: Int, trainImages: Int, validationImages: Int, skippedFiles: Int,
+                             minGain: Double? = nil, owner: RetrainOwner = .current, at time: Date = Date()) throws -> Int64 {
+        try transaction {
+            try runLocked("""
+                INSERT INTO retrains(started_at, updated_at, data_dir, arguments, state, train_images, validation_images, skipped_files,
+                  seeds, epochs, min_gain, pid, pid_start, boot_id) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, 0, ?, ?, ?, ?)
+                """, [.real(time.timeIntervalSince1970), .real(time.timeIntervalSince1970), .text(dataDir), .text(arguments),
+                      .int(Int64(trainImages)), .int(Int64(validationImages)), .int(Int64(skippedFiles)), .int(Int64(seeds)),
+                      minGain.map { .real($0) } ?? .null, .int(Int64(owner.pid)), owner.startTime.map { .text($0) } ?? .null,
+                      owner.bootID.map { .text($0) } ?? .null])
+            return sqlite3_last_insert_rowid(db)
+        }
+    }
+
+    /// Epochs completed per seed so far (also the run's heartbeat: `updated_at`).
+    public func updateRetrainProgress(id: Int64, epochs: Int, at time: Date = Date()) throws {
+        try transaction {
+            try runLocked("UPDATE retrains SET epochs = ?, updated_at = ? WHERE id = ?",
+                          [.int(Int64(epochs)), .real(time.timeIntervalSince1970), .int(id)])
+            guard sqlite3_changes(db) == 1 else { throw LedgerError(path: path, message: "no retraining run with id \(id)") }
+        }
+    }
+
+    /// Records how a run ended: promoted, kept-champion, failed or interrupted, with the
+    /// candidate's and champion's validation Dice and why.
+    public func finishRetrain(id: Int64, state: RetrainState, candidateRelease: String?, candidateDice: Double?, championRelease: String?,
+                              championDice: Double?, reason: String?, at time: Date = Date()) throws {
+        guard state != .running else { throw LedgerError(path: path, message: "retraining run \(id): a finished run cannot be 'running'") }
+        try transaction {
+            try runLocked("""
+                UPDATE retrains SET state = ?, finished_at = ?, updated_at = ?, candidate_release = ?, candidate_dice = ?,
+                  champion_release = ?, champion_dice = ?, reason = ? WHERE id = ?
+                """, [.text(state.rawValue), .real(time.timeIntervalSince1970), .real(time.timeIntervalSince1970),
+                      candidateRelease.map { .text($0) } ?? .null, candidateDice.map { .real($0) } ?? .null,
+                      championRelease.map { .text($0) } ?? .null, championDice.map { .real($0) } ?? .null,
+                      reason.map { .text($0) } ?? .null, .int(id)])
+            guard sqlite3_changes(db) == 1 else { throw LedgerError(path: path, message: "no retraining run with id \(id)") }
+        }
+    }
+
+    /// Runs, newest first; with `since`, only runs started at or after it. A row still
+    /// `running` whose process is gone (kill -9, power loss) is returned as interrupted, though
+    /// the row itself is only rewritten by the next retrain (`markStaleRetrainsInterrupted`):
+    /// readers such as `bonectl status` may hold a read-only handle.
+    public func retrains(limit: Int = 20, since: Date? = nil) throws -> [RetrainRecord] {
+        lock.lock(); defer { lock.unlock() }
+        guard try hasRetrainsTableLocked() else { return [] }
+        var records = [RetrainRecord]()
+        try queryLocked("SELECT \(Ledger.retrainColumns) FROM retrains WHERE started_at >= ? ORDER BY id DESC LIMIT ?",
+                        [.real(since?.timeIntervalSince1970 ?? -1), .int(Int64(max(0, limit)))]) { s in
+            var (record, owner) = Ledger.retrainRow(s)
+            if record.state == .running, owner?.isGone() ?? true {
+                record.state = .interrupted
+                record.reason = RetrainOwner.goneReason(owner)
+            }
+            records.append(record)
+        }
+        return records
+    }
+
+    /// The newest run, as `bonectl status` shows it.
+    public func latestRetrainForStatus() throws -> RetrainRecord? {
+        try retrains(limit: 1).first
+    }
+
+    /// A run whose process is still alive, if any (a second retrain can refuse to start beside it).
+    public func liveRetrain() throws -> RetrainRecord? {
+        lock.lock(); defer { lock.unlock() }
+        guard try hasRetrainsTableLocked() else { return nil }
+        var live: RetrainRecord?
+        try queryLocked("SELECT \(Ledger.retrainColumns) FROM retrains WHERE state = 'running' ORDER BY id DESC", []) { s in
+            let (record, owner) = Ledger.retrainRow(s)
+            if live == nil, let owner, !owner.isGone() { live = record }
+        }
+        return live
+    }
+
+    /// Rows left "running" by a process that died (kill -9): mark them interrupted. Called at
+    /// the start of a new retrain. A row whose process still runs (a concurrent retrain) is left
+    /// alone: the owner is recognised by pid, the process's start time and the boot id.
+    @discardableResult
+    public func markStaleRetrainsInterrupted(at time: Date = Date()) throws -> Int {
+        try transaction {
+            var stale = [(Int64, String)]()
+            try queryLocked("SELECT \(Ledger.retrainColumns) FROM retrains WHERE state = 'running'", []) { s in
+                let (record, owner) = Ledger.retrainRow(s)
+                if owner?.isGone() ?? true { stale.append((record.id, RetrainOwner.goneReason(owner))) }
+            }
+            for (id, reason) in stale {
+                try runLocked("UPDATE retrains SET state = 'interrupted', finished_at = ?, reason = ? WHERE id = ?",
+                              [.real(time.timeIntervalSince1970), .text(reason), .int(id)])
+            }
+            return stale.count
+        }
+    }
+}
+
+public enum RetrainState: String, Sendable, Codable, CaseIterable {
+    case running, promoted, keptChampion = "kept-champion", failed, interrupted
+}
+
+/// One `bonectl retrain` run as the ledger keeps it.
+public struct RetrainRecord: Sendable, Equatable, Codable {
+    public var id: Int64
+    public var startedAt: Date
+    public var finishedAt: Date?
+    /// Last write by the run (start, each epoch, finish): a heartbeat.
+    public var updatedAt: Date?
+    public var dataDir: String
+    /// The command line as typed.
+    public var arguments: String
+    public var state: RetrainState
+    public var trainImages: Int
+    public var validationImages: Int
+    public var skippedFiles: Int
+    public var seeds: Int
+    /// Epochs completed (per seed).
+    public var epochs: Int
+    public var candidateRelease: String?
+    public var candidateDice: Double?
+    public var championRelease: String?
+    public var championDice: Double?
+    /// The gate's --min-gain, when the run recorded it.
+    public var minGain: Double?
+    /// Why promoted / kept / failed / interrupted.
+    public var reason: String?
+    /// The process that ran it.
+    public var pid: Int32?
+
+    public init(id: Int64, startedAt: Date, finishedAt: Date? = nil, updatedAt: Date? = nil, dataDir: String, arguments: String,
+                state: RetrainState, trainImages: Int, validationImages: Int, skippedFiles: Int, seeds: Int, epochs: Int,
+                candidateRelease: String? = nil, candidateDice: Double? = nil, championRelease: String? = nil, championDice: Double? = nil,
+                minGain: Double? = nil, reason: String? = nil, pid: Int32? = nil) {
+        self.id = id
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.updatedAt = updatedAt
+        self.dataDir = dataDir
+        self.arguments = arguments
+        self.state = state
+        self.trainImages = trainImages
+        self.validationImages = validationImages
+        self.skippedFiles = skippedFiles
+        self.seeds = seeds
+        self.epochs = epochs
+        self.candidateRelease = candidateRelease
+        self.candidateDice = candidateDice
+        self.championRelease = championRelease
+        self.championDice = championDice
+        self.minGain = minGain
+        self.reason = reason
+        self.pid = pid
+    }
+
+    /// Seconds from start to finish (or to the last heartbeat while running).
+    public var durationSeconds: Double? {
+        (finishedAt ?? updatedAt).map { $0.timeIntervalSince(startedAt) }
+    }
+
+    // Snake-case keys and dates as seconds since 1970, like the rest of status/stats JSON,
+    // whatever date strategy the encoder has.
+    enum CodingKeys: String, CodingKey {
+        case id, state, epochs, seeds, reason, pid, arguments
+        case startedAt = "started_at", finishedAt = "finished_at", updatedAt = "updated_at", dataDir = "data_dir"
+        case trainImages = "train_images", validationImages = "validation_images", skippedFiles = "skipped_files"
+        case candidateRelease = "candidate_release", candidateDice = "candidate_dice"
+        case championRelease = "champion_release", championDice = "champion_dice", minGain = "min_gain"
+        case durationSeconds = "duration_seconds"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(Int64.self, forKey: .id)
+        startedAt = Date(timeIntervalSince1970: try c.decode(Double.self, forKey: .startedAt))
+        finishedAt = try c.decodeIfPresent(Double.self, forKey: .finishedAt).map { Date(timeIntervalSince1970: $0) }
+        updatedAt = try c.decodeIfPresent(Double.self, forKey: .updatedAt).map { Date(timeIntervalSince1970: $0) }
+        dataDir = try c.decode(String.self, forKey: .dataDir)
+        arguments = try c.decode(String.self, forKey: .arguments)
+        state = try c.decode(RetrainState.self, forKey: .state)
+        trainImages = try c.decode(Int.self, forKey: .trainImages)
+        validationImages = try c.decode(Int.self, forKey: .validationImages)
+        skippedFiles = try c.decode(Int.self, forKey: .skippedFiles)
+        seeds = try c.decode(Int.self, forKey: .seeds)
+        epochs = try c.decode(Int.self, forKey: .epochs)
+        candidateRelease = try c.decodeIfPresent(String.self, forKey: .candidateRelease)
+        candidateDice = try c.decodeIfPresent(Double.self, forKey: .candidateDice)
+        championRelease = try c.decodeIfPresent(String.self, forKey: .championRelease)
+        championDice = try c.decodeIfPresent(Double.self, forKey: .championDice)
+        minGain = try c.decodeIfPresent(Double.self, forKey: .minGain)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        pid = try c.decodeIfPresent(Int32.self, forKey: .pid)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(startedAt.timeIntervalSince1970, forKey: .startedAt)
+        try c.encodeIfPresent(finishedAt?.timeIntervalSince1970, forKey: .finishedAt)
+        try c.encodeIfPresent(updatedAt?.timeIntervalSince1970, forKey: .updatedAt)
+        try c.encode(dataDir, forKey: .dataDir)
+        try c.encode(arguments, forKey: .arguments)
+        try c.encode(state, forKey: .state)
+        try c.encode(trainImages, forKey: .trainImages)
+        try c.encode(validationImages, forKey: .validationImages)
+        try c.encode(skippedFiles, forKey: .skippedFiles)
+        try c.encode(seeds, forKey: .seeds)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encodeIfPresent(candidateRelease, forKey: .candidateRelease)
+        try c.encodeIfPresent(candidateDice, forKey: .candidateDice)
+        try c.encodeIfPresent(championRelease, forKey: .championRelease)
+        try c.encodeIfPresent(championDice, forKey: .championDice)
+        try c.encodeIfPresent(minGain, forKey: .minGain)
+        try c.encodeIfPresent(reason, forKey: .reason)
+        try c.encodeIfPresent(pid, forKey: .pid)
+        // Derived, for scripts; ignored when decoding.
+        try c.encodeIfPresent(durationSeconds, forKey: .durationSeconds)
+    }
+}
+
+/// Which process owns a running retrain: pid, plus the process's start time (field 22 of
+/// /proc/PID/stat) and the boot id, so a pid reused after the owner died is not taken for it.
+public struct RetrainOwner: Sendable, Equatable {
+    public var pid: Int32
+    public var startTime: String?
+    public var bootID: String?
+    public init(pid: Int32, startTime: String?, bootID: String?) {
+        self.pid = pid
+        self.startTime = startTime
+        self.bootID = bootID
+    }
+
+    public static var current: RetrainOwner {
+        let pid = getpid()
+        return RetrainOwner(pid: pid, startTime: startTime(of: pid), bootID: currentBootID())
+    }
+
+    /// The process's start time in clock ticks since boot, or nil when /proc does not show it.
+    public static func startTime(of pid: Int32) -> String? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? String(fields[19]) : nil
+    }
+
+    static func currentBootID() -> String? {
+        // Unreadable under ProcSubset=pid; the start time alone then tells reuse apart.
+        guard let data = FileManager.default.contents(atPath: "/proc/sys/kernel/random/boot_id") else { return nil }
+        let id = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return id.isEmpty ? nil : id
+    }
+
+    /// True when the owner cannot still be running: another boot, no such pid, or the
+    /// pid now belongs to a process that started at another time.
+    public func isGone() -> Bool {
+        if let bootID, let now = RetrainOwner.currentBootID(), bootID != now { return true }
+        // EPERM means a process exists (another user's): only ESRCH says it is gone.
+        if kill(pid, 0) != 0 && errno == ESRCH { return true }
+        if let startTime, let now = RetrainOwner.startTime(of: pid), now != startTime { return true }
+        return false
+    }
+
+    static func goneReason(_ owner: RetrainOwner?) -> String {
+        guard let owner else { return "the run's process is unknown and it did not finish" }
+        return "process \(owner.pid) ended without finishing the run (killed or crashed)"
     }
 }
