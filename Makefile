@@ -26,8 +26,9 @@ demo: release
 clean:
 	rm -rf .build
 
-# Installs the release binaries, systemd units, sysusers/tmpfiles entries, the
-# default configuration (kept if one exists) and the man pages.
+# Installs the release binaries, systemd units (the daemon; the nightly retrain
+# service and its timer), sysusers/tmpfiles entries, the default configuration
+# (kept if one exists) and the man pages.
 # `make install PREFIX=/usr DESTDIR=/tmp/stage` stages a package.
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
@@ -45,6 +46,9 @@ install:
 	install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/bonectl" $(DESTDIR)$(BINDIR)/bonectl
 	sed 's|/usr/local/bin/bonesegd|$(BINDIR)/bonesegd|' systemd/bonesegd.service > $(DESTDIR)$(SYSTEMDDIR)/bonesegd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/bonesegd.service
+	sed 's|/usr/local/bin/bonectl|$(BINDIR)/bonectl|' systemd/bonesegd-retrain.service > $(DESTDIR)$(SYSTEMDDIR)/bonesegd-retrain.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/bonesegd-retrain.service
+	install -m 0644 systemd/bonesegd-retrain.timer $(DESTDIR)$(SYSTEMDDIR)/bonesegd-retrain.timer
 	install -m 0644 systemd/sysusers.d/bonesegd.conf $(DESTDIR)$(SYSUSERSDIR)/bonesegd.conf
 	install -m 0644 systemd/tmpfiles.d/bonesegd.conf $(DESTDIR)$(TMPFILESDIR)/bonesegd.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/bonesegd/bonesegd.conf || install -m 0644 etc/bonesegd.conf $(DESTDIR)$(SYSCONFDIR)/bonesegd/bonesegd.conf
