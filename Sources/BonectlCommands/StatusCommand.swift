@@ -135,7 +135,15 @@ enum RetrainText {
         case .running:
             return "epoch \(r.epochs) done (per seed, \(r.seeds) seed\(r.seeds == 1 ? "" : "s"))"
         case .promoted:
-            let champion = r.championRelease.map { " (champion was \($0), Dice \(dice(r.championDice)))" } ?? " (no release was active)"
+            let champion: String
+            if let name = r.championRelease, r.championDice != nil {
+                champion = " (champion was \(name), Dice \(dice(r.championDice)))"
+            } else if let reason = r.reason {
+                // No champion figure to compare (none active, or it could not be scored): say why it was promoted.
+                champion = " (\(reason))"
+            } else {
+                champion = r.championRelease.map { " (champion was \($0))" } ?? " (no release was active)"
+            }
             return "promoted \(candidate) with Dice \(dice(r.candidateDice))" + champion
         case .keptChampion:
             let champion = r.championRelease ?? "-"

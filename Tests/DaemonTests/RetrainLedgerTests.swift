@@ -268,6 +268,14 @@ struct RetrainLedgerTests {
         #expect(failed.stdout.contains("failed after 3 epochs: /var/lib/bonesegd/train: no labelled images"), "\(failed.stdout)")
         let table = try folder.bonectl(["stats", "--retrains"])
         #expect(table.stdout.split(separator: "\n").dropFirst().first?.contains("failed") == true, "\(table.stdout)")
+
+        // The first run on a machine with no active release: promoted, and the reason says why.
+        let first = try ledger.beginRetrain(dataDir: "/d", arguments: "bonectl retrain", seeds: 1, trainImages: 5, validationImages: 2, skippedFiles: 0)
+        try ledger.finishRetrain(id: first, state: .promoted, candidateRelease: "r9", candidateDice: 0.5, championRelease: nil, championDice: nil,
+                                 reason: "no active release: the first candidate is activated")
+        let promotedFirst = try folder.bonectl(["status"])
+        #expect(promotedFirst.stdout.contains("promoted r9 with Dice 0.5000 (no active release: the first candidate is activated)"),
+                "\(promotedFirst.stdout)")
     }
 
     @Test("bonectl status and stats with the daemon up: the run comes over the control socket, running then promoted")
