@@ -81,8 +81,11 @@ struct UnitFileTests {
         #expect(option("--data") == "/var/lib/bonesegd/train")
         #expect(option("--seeds") == "3")
         #expect(words.contains("--json"))
-        #expect(option("--state-dir") == "/var/lib/bonesegd" && option("--store") == "/var/lib/bonesegd/models")
-        #expect(option("--config") == "/etc/bonesegd/bonesegd.conf")
+        // The daemon's config file and nothing that could point elsewhere: one state dir for both.
+        let daemonExec = try #require(daemon.last { $0.0 == "ExecStart" }?.1).split(separator: " ").map(String.init)
+        let daemonConfig = daemonExec.firstIndex(of: "--config").map { daemonExec[$0 + 1] }
+        #expect(option("--config") == daemonConfig)
+        #expect(option("--state-dir") == nil && option("--socket") == nil)
         func hours(_ text: String?) -> Double? {
             guard let text, let unit = text.last, let n = Double(text.dropLast()) else { return nil }
             return unit == "h" ? n : unit == "m" ? n / 60 : nil
