@@ -19,13 +19,14 @@ let package = Package(
         .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("deflate")]),
 
         // Numerical core: tensors, ops, threads, safetensors.
-        .target(name: "TensorEngine", dependencies: ["CBLAS"]),
+        .target(name: "TensorEngine", dependencies: ["CBLAS"], swiftSettings: optimizedEvenInDebug),
         // Networks built on the engine: encoders, UNet++ decoder, model packages.
         .target(name: "Models", dependencies: [
             "TensorEngine", "SystemIO", "COpenSSL",
         ]),
         // Training: backward passes, BCE + Dice, AdamW, a trainable UNet++ with SMP's keys.
-        .target(name: "Training", dependencies: ["TensorEngine", "Models", "Imaging", "CompetitionFormat", "Segmentation", "SystemIO"]),
+        .target(name: "Training", dependencies: ["TensorEngine", "Models", "Imaging", "CompetitionFormat", "Segmentation", "SystemIO"],
+                swiftSettings: optimizedEvenInDebug),
         // Durable file writes (temp, fsync, rename, fsync dir) and reads that name the file.
         .target(name: "SystemIO"),
         // Pixels in and out: PNG codec, gray conversion.
@@ -63,7 +64,7 @@ let package = Package(
         // Helpers for tests that run the built products as real processes.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "BonectlTests", dependencies: ["TestSupport", "CompetitionFormat", "Imaging", "TensorEngine", "bonectl"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "BonectlCommands", "Imaging", "bonesegd", "bonectl"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "BonectlCommands", "Imaging", "TensorEngine", "bonesegd", "bonectl"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "SynthesisTests", dependencies: ["Synthesis", "CompetitionFormat", "Imaging"]),
         .testTarget(name: "CompetitionFormatTests", dependencies: ["CompetitionFormat", "Imaging", "TestSupport", "bonectl"],
@@ -71,3 +72,8 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+/// The numeric modules are compiled with -O in debug builds too: training and
+/// inference loops run 10–50× slower unoptimised, which would make `swift test`
+/// (a debug build) spend minutes in the end-to-end retraining tests.
+var optimizedEvenInDebug: [SwiftSetting] { [.unsafeFlags(["-O"], .when(configuration: .debug))] }

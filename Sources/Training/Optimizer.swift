@@ -11,9 +11,10 @@ public final class AdamW {
     public let epsilon: Float
     public let weightDecay: Float
     public let parameters: [Parameter]
-    public private(set) var step = 0
-    private let firstMoments: [Tensor]
-    private let secondMoments: [Tensor]
+    /// Updates made so far (internal setter: a checkpoint restores it with the moments).
+    public internal(set) var step = 0
+    let firstMoments: [Tensor]
+    let secondMoments: [Tensor]
 
     public init(parameters: [Parameter], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
                 epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
