@@ -10,6 +10,7 @@ extension Bonectl {
         ReleaseCommand.self,
         BenchCommand.self,
         SynthCommand.self,
+        RetrainCommand.self,
         StatusCommand.self,
         StatsCommand.self,
         ReloadCommand.self,
