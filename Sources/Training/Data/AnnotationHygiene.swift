@@ -16,28 +16,22 @@ import Foundation
 ///   ring and little metacarpals, measured across that axis (not image left or
 ///   right, and not the file's `_L`/`_R`).
 /// Lengths are in units of |C → finger centroid| (the hand's size), angles in
-/// degrees about C. Each rule allows a margin so that normal anatomy and the
-/// synthetic poses pass, while a swap moves a bone by a whole bone's width or
-/// length and breaks it (see `margins`). Bones whose centroids coincide
-/// (Pisiform over Triquetrum) cannot be told apart this way.
+/// degrees about C. A rule holds when the order is right at all: a swap puts a
+/// bone a whole bone's width or length on the wrong side, so its value is about
+/// the negative of the normal one, and a margin would only drop real hands
+/// whose bones happen to lie close. Closest values over 2,000 synthetic poses
+/// (the real sample's in brackets): finger runs 0.095 hand sizes (0.18), order
+/// across the fingers 6.9° (13.7°), metacarpals beyond the carpals 0.20 (0.25),
+/// carpal rows across 0.054 (0.060), Pisiform ulnar of Lunate 0.13 (0.14),
+/// distal above proximal row 0.105 (0.113), forearm below the carpals 0.22
+/// (0.30), Radius radial of Ulna 0.26 (0.28), Pisiform/Triquetrum area 0.71
+/// (0.59), Capitate/next largest carpal area 1.39 (1.70). Sizes settle what
+/// positions cannot: Pisiform and Triquetrum overlap on the film, and Capitate
+/// and Scaphoid sit so that their swap keeps every order.
 public enum AnnotationHygiene {
     /// Polygon points may lie this far outside the image (fraction of its larger side):
     /// labelling tools let outlines run a little past the film's edge.
     public static let outsideSlack = 0.02
-    /// Margins of the anatomical rules, about a quarter of the closest value seen
-    /// in 2,000 synthetic poses (shown after each) and below the real sample's.
-    static let margins: [String: Double] = [
-        "ray": 0.02,  // hand sizes; closest 0.095 (little finger tip vs middle phalanx)
-        "across": 2,  // degrees; closest 6.9 (index vs middle tip)
-        "metacarpal": 0.05,  // closest 0.20
-        "carpal row": 0.015,  // closest 0.054 (Trapezium vs Trapezoid)
-        "pisiform": 0.03,  // closest 0.13
-        "pisiform size": 0.05,  // 1 − area ratio; closest 0.29, real sample 0.41
-        "rows": 0.03,  // closest 0.105
-        "forearm": 0.05,  // closest 0.22
-        "radius": 0.05,  // closest 0.26
-    ]
-
     /// The sharpest turn allowed along a finger's chain of centroids, in degrees (the
     /// sharpest in 2,000 synthetic poses: 37° at the thumb's base, 18° elsewhere; real sample 28°).
     static let maximumTurn = 60.0
@@ -103,14 +97,14 @@ public enum AnnotationHygiene {
         return anatomyProblems(polygons.map(Shape.centroid), areas: polygons.map { abs(Shape.signedArea($0)) })
     }
 
-    /// One anatomical rule as measured on an annotation: it holds when `value` ≥ `margin`.
+    /// One anatomical rule as measured on an annotation: it holds when `value` ≥ 0.
     struct Rule: Sendable {
-        /// The family of the rule, for margin statistics ("ray", "across", …).
+        /// The family of the rule ("ray", "across", …), for statistics over many hands.
         let kind: String
+        /// How far the rule holds, in its family's unit (hand sizes, degrees, area ratio).
         let value: Double
-        let margin: Double
         let message: String
-        var holds: Bool { value >= margin }
+        var holds: Bool { value >= 0 }
     }
 
     static func anatomyProblems(_ centre: [Vec], areas: [Double]) -> [String] {
@@ -139,7 +133,7 @@ public enum AnnotationHygiene {
         // Each finger runs tip → metacarpal: farther from the wrist towards the tip.
         for (r, ray) in rays.enumerated() {
             for j in 0..<(ray.count - 1) {
-                rules.append(Rule(kind: "ray", value: reach(ray[j]) - reach(ray[j + 1]), margin: margins["ray"]!,
+                rules.append(Rule(kind: "ray", value: reach(ray[j]) - reach(ray[j + 1]),
                                   message: "\(ray[j]) is not farther from the wrist than \(ray[j + 1]) "
                                       + "(the \(rayNames[r]) runs \(ray.first!) tip → \(ray.last!) metacarpal)"))
             }
@@ -151,7 +145,7 @@ public enum AnnotationHygiene {
             for j in 1..<(chain.count - 1) {
                 let a = chain[j] - chain[j - 1], b = chain[j + 1] - chain[j]
                 let turn = acos(max(-1, min(1, a.dot(b) / max(a.length * b.length, 1e-9)))) * 180 / .pi
-                rules.append(Rule(kind: "turn", value: maximumTurn - turn, margin: 0,
+                rules.append(Rule(kind: "turn", value: maximumTurn - turn,
                                   message: "the \(rayNames[r]) turns by \(Int(turn.rounded()))° at \(ray[ray.count - j]) "
                                       + "(wrist → \(ray.last!) … \(ray.first!) tip)"))
             }
@@ -160,38 +154,42 @@ public enum AnnotationHygiene {
         // which follow the fan of the fingers better than distances across the axis).
         for (level, names) in levels {
             for j in 0..<(names.count - 1) {
-                rules.append(Rule(kind: "across", value: angle(names[j]) - angle(names[j + 1]), margin: margins["across"]!,
+                rules.append(Rule(kind: "across", value: angle(names[j]) - angle(names[j + 1]),
                                   message: "\(names[j]) is not on the thumb side of \(names[j + 1]) (\(level) run thumb → little)"))
             }
         }
         // Metacarpals beyond the carpals.
         let farthestCarpal = carpals.max { reach($0) < reach($1) }!
         for mc in levels[0].1 {
-            rules.append(Rule(kind: "metacarpal", value: reach(mc) - reach(farthestCarpal), margin: margins["metacarpal"]!,
+            rules.append(Rule(kind: "metacarpal", value: reach(mc) - reach(farthestCarpal),
                               message: "\(mc) (a metacarpal) is not farther from the wrist than \(farthestCarpal)"))
         }
         // Carpal rows across the hand, thumb → little.
         for row in [["Trapezium", "Trapezoid", "Capitate", "Hamate"], ["Scaphoid", "Lunate", "Triquetrum"]] {
             for j in 0..<(row.count - 1) {
-                rules.append(Rule(kind: "carpal row", value: v(row[j]) - v(row[j + 1]), margin: margins["carpal row"]!,
+                rules.append(Rule(kind: "carpal row", value: v(row[j]) - v(row[j + 1]),
                                   message: "\(row[j]) is not on the thumb side of \(row[j + 1])"))
             }
         }
-        rules.append(Rule(kind: "pisiform", value: v("Lunate") - v("Pisiform"), margin: margins["pisiform"]!,
+        rules.append(Rule(kind: "pisiform", value: v("Lunate") - v("Pisiform"),
                           message: "Pisiform is not on the little-finger side of Lunate"))
         // Pisiform and Triquetrum overlap on the film, so only size tells them apart:
         // the pisiform is the smaller.
         rules.append(Rule(kind: "pisiform size", value: 1 - area("Pisiform") / max(area("Triquetrum"), 1),
-                          margin: margins["pisiform size"]!, message: "Pisiform is not smaller than Triquetrum"))
+                          message: "Pisiform is not smaller than Triquetrum"))
+        // The capitate is the largest carpal.
+        let nextLargest = carpals.filter { $0 != "Capitate" }.max { area($0) < area($1) }!
+        rules.append(Rule(kind: "capitate size", value: area("Capitate") / max(area(nextLargest), 1) - 1,
+                          message: "Capitate is not larger than \(nextLargest) (the capitate is the largest carpal)"))
         // The distal carpal row lies nearer the metacarpals than the proximal row.
         for (d, p) in [("Trapezium", "Scaphoid"), ("Trapezoid", "Scaphoid"), ("Capitate", "Lunate"), ("Hamate", "Triquetrum")] {
-            rules.append(Rule(kind: "rows", value: u(d) - u(p), margin: margins["rows"]!,
+            rules.append(Rule(kind: "rows", value: u(d) - u(p),
                               message: "\(d) (distal carpal row) is not nearer the fingers than \(p) (proximal row)"))
         }
         // Forearm bones below the proximal carpal row.
         let proximalRow = ["Scaphoid", "Lunate", "Triquetrum"].map(u).min()!
         for bone in ["Radius", "Ulna"] {
-            rules.append(Rule(kind: "forearm", value: proximalRow - u(bone), margin: margins["forearm"]!,
+            rules.append(Rule(kind: "forearm", value: proximalRow - u(bone),
                               message: "\(bone) is not below the proximal carpal row"))
         }
         // Radius on the thumb side of the Ulna, across the forearm's own axis (the
@@ -200,7 +198,7 @@ public enum AnnotationHygiene {
         var across = (wrist - forearmMid).perpendicular
         if across.dot(radial) < 0 { across = across * -1 }
         let acrossValue = across.length > 0 ? (c("Radius") - c("Ulna")).dot(across) / across.length / size : 0
-        rules.append(Rule(kind: "radius", value: acrossValue, margin: margins["radius"]!,
+        rules.append(Rule(kind: "radius", value: acrossValue,
                           message: "Radius is not on the thumb side of Ulna"))
         return rules
     }
