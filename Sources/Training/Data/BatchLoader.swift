@@ -44,7 +44,8 @@ public final class BatchLoader: @unchecked Sendable {
 
     /// - Parameters:
     ///   - prefetch: batches prepared ahead of the one being consumed.
-    ///   - workers: loader threads; one keeps up with a CPU training step (see the README figure).
+    ///   - workers: loader threads; one keeps up with a CPU training step (a 2048² PNG takes
+    ///     about 50–60 ms to decode, mask and augment to 256², a step of 4 images seconds).
     public init(images: [LabelledImage], size: Int, batchSize: Int, augmentation: Augmentation, seed: UInt64,
                 epoch: Int, shuffle: Bool, normalization: Normalization, prefetch: Int = 2, workers: Int = 1) {
         precondition(size > 0 && batchSize > 0, "size and batch size must be positive")

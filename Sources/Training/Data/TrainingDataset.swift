@@ -29,7 +29,8 @@ public struct DataProblem: Sendable, Hashable, CustomStringConvertible {
 
     public init(file: String, problem: String) {
         self.file = file
-        self.problem = problem
+        // One line whatever a decoder's message holds.
+        self.problem = problem.split(whereSeparator: \.isNewline).joined(separator: " ")
     }
 
     public var description: String { "\(file): \(problem)" }
