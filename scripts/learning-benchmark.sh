@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 bin=${BIN_DIR:-.build/release}
 work=${WORK_DIR:-/tmp/bonesegd-learning}
 budget=${BUDGET:-60m}
-model=(${MODEL:---encoder resnet18 --encoder-depth 3 --decoder-channels 64,32,16})
+model=(${MODEL:---encoder resnet18 --encoder-depth 3 --decoder-channels 32,16,8})
 mkdir -p "$work"
 if [ ! -d "$work/phantoms/DCM" ]; then
   "$bin/bonectl" synth --out "$work/phantoms" --count 400 --size 512 --seed 400

@@ -45,6 +45,10 @@ struct RetrainCommand: ParsableCommand {
     var learningRate: Float?
     @Option(name: .customLong("validation-fraction"), help: "Share of patients held out for validation.") var validationFraction: Double = 0.2
     @Flag(help: "Add elastic deformation to the augmentations.") var elastic = false
+    @Option(help: "Name of the candidate release; its members are NAME-s0, NAME-s1, … (default retrain-<start time>-<run key>).")
+    var name: String?
+    @Flag(name: .customLong("half-precision-weights"), help: "Store the members' weights as Float16 (half the size).")
+    var halfPrecisionWeights = false
     @Flag(name: .customLong("no-activate"), help: "Record the candidate and the gate's verdict, but never activate.") var noActivate = false
     @Flag(help: "Machine-readable result on stdout.") var json = false
     @OptionGroup var daemon: DaemonOptions
@@ -110,6 +114,11 @@ struct RetrainCommand: ParsableCommand {
         options.learningRate = learningRate
         options.validationFraction = validationFraction
         options.elastic = elastic
+        options.halfPrecisionWeights = halfPrecisionWeights
+        if let name {
+            do { try ModelStore.validate(name: name) } catch { throw ValidationError("--name: \(error)") }
+            options.releaseName = name
+        }
         options.start = startingPoint(champion: champion, channels: options.decoderChannels)
         if fromActive && options.start != .active {
             throw TrainingError(champion == nil

@@ -97,8 +97,15 @@ public enum SafeTensors {
         return (entries, metadata, 8 + headerLength)
     }
 
-    /// Float32 tensors as safetensors bytes; keys sorted so the same tensors give the same bytes.
-    public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:]) -> [UInt8] {
+    /// How `encode` stores values: Float32 as computed, or Float16 (round to
+    /// nearest even) for half-size files such as the committed demo release.
+    public enum StorageType: String, Sendable, CaseIterable {
+        case f32 = "F32", f16 = "F16"
+        var width: Int { self == .f32 ? 4 : 2 }
+    }
+
+    /// Tensors as safetensors bytes; keys sorted so the same tensors give the same bytes.
+    public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:], as storage: StorageType = .f32) -> [UInt8] {
         let keys = tensors.keys.sorted()
         var offset = 0
         var header = "{"
@@ -109,8 +116,8 @@ public enum SafeTensors {
         var items: [String] = []
         for key in keys {
             let t = tensors[key]!
-            let size = t.count * 4
-            items.append("\(jsonString(key)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + size)]}")
+            let size = t.count * storage.width
+            items.append("\(jsonString(key)):{\"dtype\":\"\(storage.rawValue)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + size)]}")
             offset += size
         }
         header += items.joined(separator: ",") + "}"
@@ -122,7 +129,14 @@ public enum SafeTensors {
         out.append(contentsOf: headerBytes)
         for key in keys {
             let t = tensors[key]!
-            out.append(contentsOf: UnsafeRawBufferPointer(start: t.storage, count: t.count * 4))
+            switch storage {
+            case .f32:
+                out.append(contentsOf: UnsafeRawBufferPointer(start: t.storage, count: t.count * 4))
+            case .f16:
+                for i in 0..<t.count {
+                    withUnsafeBytes(of: Float16(t.storage[i]).bitPattern.littleEndian) { out.append(contentsOf: $0) }
+                }
+            }
         }
         return out
     }

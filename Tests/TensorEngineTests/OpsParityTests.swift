@@ -113,6 +113,17 @@ let testPools = [1, 2, 3].map { ComputePool(threads: $0) }
         #expect(try #require(tensors["abf16"]).array == (try fixture("dtypes_bf16")).array)
     }
 
+    /// Float16 writing rounds as PyTorch's .half() does: written, read back, equal to torch's values.
+    @Test func safetensorsWritesFloat16AsTorchRounds() throws {
+        let a32 = Tensor(shape: [3, 4], values: DeterministicFill.uniform(name: "st.a", count: 12).map { $0 * 8 - 4 })
+        let bytes = SafeTensors.encode(["a": a32], as: .f16)
+        let header = String(decoding: bytes[8..<min(bytes.count, 120)], as: UTF8.self)
+        #expect(header.contains("\"dtype\":\"F16\""))
+        let (back, _) = try bytes.withUnsafeBytes { try SafeTensors.read(bytes: $0, name: "f16") }
+        #expect(try #require(back["a"]).array == (try fixture("dtypes_f16")).array)
+        #expect(bytes.count < SafeTensors.encode(["a": a32]).count)
+    }
+
     @Test func safetensorsRoundTripsAndRejectsGarbage() throws {
         let t = Tensor(shape: [2, 3], values: [1, -2, 3.5, 0, 1e-8, -7])
         let bytes = SafeTensors.encode(["w": t, "b": Tensor(shape: [1], values: [4])], metadata: ["k": "v"])

@@ -33,6 +33,10 @@ public struct RetrainOptions: Codable, Sendable, Equatable {
     public var elastic = false
     public var normalization: Normalization = .imagenet
     public var maxGradientNorm: Float = 1
+    /// The candidate release's name (its members are NAME-s0, NAME-s1, …); nil = retrain-<start>-<run key>.
+    public var releaseName: String?
+    /// Members' weights stored as Float16 (half the size; the gate scores the stored weights).
+    public var halfPrecisionWeights = false
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 
@@ -128,6 +132,10 @@ public final class Retrainer {
         let startWeights = try startingWeights()
         let key = runKey(train: train, validation: validation)
         let runDirectory = "\(runsDirectory)/\(key)"
+        if let name = options.releaseName, !FileManager.default.fileExists(atPath: runDirectory),
+           FileManager.default.fileExists(atPath: releases.directory(of: name)) {
+            throw TrainingError("\(releases.directory(of: name)): a release named '\(name)' exists; choose another --name")
+        }
         try AtomicFile.makeDirectories(runDirectory)
         let recordPath = "\(runDirectory)/run.json"
         var record: RunRecord
@@ -152,11 +160,12 @@ public final class Retrainer {
                                              seedsLeft: options.seeds - seed, budgetLeft: budgetLeft,
                                              events: events, shouldStop: shouldStop, problems: &problems)
             histories.append(progress.history)
-            memberWeights.append(try trainer.exportWeights(to: "\(runDirectory)/member-\(seed).safetensors"))
+            memberWeights.append(try trainer.exportWeights(to: "\(runDirectory)/member-\(seed).safetensors",
+                                                          as: options.halfPrecisionWeights ? .f16 : .f32))
         }
 
         events(.stage("evaluating members and their soft ensemble on \(validation.count) validation images"))
-        let candidateName = "retrain-\(record.startedAt.filter(\.isNumber).prefix(12))-\(key.prefix(6))"
+        let candidateName = options.releaseName ?? "retrain-\(record.startedAt.filter(\.isNumber).prefix(12))-\(key.prefix(6))"
         var memberNames: [String] = []
         for (seed, path) in memberWeights.enumerated() {
             memberNames.append(try importMember(path, name: "\(candidateName)-s\(seed)", seed: seed, record: record))

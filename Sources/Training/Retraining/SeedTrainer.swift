@@ -128,8 +128,8 @@ final class SeedTrainer {
     }
 
     /// The trained state_dict (SMP keys) as safetensors; returns the path.
-    func exportWeights(to path: String) throws -> String {
-        try AtomicFile.write(SafeTensors.encode(model.stateDict()), to: path)
+    func exportWeights(to path: String, as storage: SafeTensors.StorageType) throws -> String {
+        try AtomicFile.write(SafeTensors.encode(model.stateDict(), as: storage), to: path)
         return path
     }
 }
