@@ -5,6 +5,7 @@ import Models
 import Segmentation
 import SystemIO
 import TensorEngine
+import Training
 
 #if canImport(Glibc)
 import Glibc
@@ -18,11 +19,20 @@ struct BenchCommand: ParsableCommand {
         With --pipeline --image IMAGE, times the whole per-image pipeline at the model's own input size and
         splits it into the forward pass and everything else (decode, preprocess, upsample, threshold, RLE,
         CSV, overlay, sidecar), which is what the daemon adds per image.
+
+        With --train-step (no --model), times one training step of a trainable UNet++ with deterministic
+        weights: forward in training mode (BatchNorm batch statistics), BCE + Dice, backward, AdamW update;
+        tools/bench_pytorch_train.py times the same step in PyTorch.
         """)
 
-    @Option(help: "Model name in the store.") var model: String
-    @Option(help: "Square input side.") var size: Int = 512
-    @Option(help: "Timed runs after one warm-up.") var runs: Int = 3
+    @Option(help: "Model name in the store.") var model: String?
+    @Option(help: "Square input side (default 512; 256 with --train-step).") var size: Int?
+    @Option(help: "Timed runs after the warm-up.") var runs: Int = 3
+    @Flag(help: "Time one training step (forward, BCE + Dice, backward, AdamW) instead of a forward pass.")
+    var trainStep = false
+    @Option(help: "Encoder for --train-step (resnet18, resnet34).") var encoder: String = "resnet34"
+    @Option(help: "Images per batch for --train-step.") var batch: Int = 4
+    @Option(help: "Untimed warm-up runs (--pipeline always takes at least one).") var warmup: Int = 1
     @Flag(help: "Machine-readable output.") var json = false
     @Flag(help: "Time the whole per-image pipeline on --image instead of the forward pass alone.") var pipeline = false
     @Option(help: "The radiograph for --pipeline.") var image: String?
@@ -48,19 +58,37 @@ struct BenchCommand: ParsableCommand {
     }
 
     func validate() throws {
-        guard size > 0, size % SegmentationModel.sizeMultiple == 0 else { throw ValidationError("--size must be a positive multiple of 32") }
+        guard side > 0, side % SegmentationModel.sizeMultiple == 0 else { throw ValidationError("--size must be a positive multiple of 32") }
         guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more") }
+        if trainStep {
+            guard model == nil, !pipeline else { throw ValidationError("--train-step builds its own model: drop --model and --pipeline") }
+            guard TrainableUnetPlusPlus.Encoder(rawValue: encoder) != nil else {
+                throw ValidationError("--encoder \(encoder) cannot be trained; choose one of \(TrainableUnetPlusPlus.Encoder.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard batch >= 2 else { throw ValidationError("--batch must be at least 2 (BatchNorm needs batch statistics)") }
+        } else if model == nil {
+            throw ValidationError("--model is required (or --train-step)")
+        }
     }
 
+    private var side: Int { size ?? (trainStep ? 256 : 512) }
+
     func run() throws {
+        if trainStep {
+            try runTrainStep()
+            return
+        }
         if pipeline {
             try runPipeline()
             return
         }
+        guard let model else { throw ValidationError("--model is required") }
+        let size = side
         let loaded = try storeOptions.modelStore.load(model)
         let values = DeterministicFill.uniform(name: "bench.input", count: 3 * size * size)
         let input = Tensor(shape: [1, 3, size, size], values: values)
-        _ = try loaded.network.forward(input)
+        for _ in 0..<warmup { _ = try loaded.network.forward(input) }
         var times: [Double] = []
         for _ in 0..<runs {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -103,13 +131,70 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// Median per stage over the runs, after one warm-up.
+    struct TrainStepTiming: Codable {
+        var encoder: String
+        var size: Int
+        var batch: Int
+        var threads: Int
+        var runs: Int
+        var warmup: Int
+        var seconds: [Double]
+        var minSeconds: Double
+        var medianSeconds: Double
+        var loss: Double
+        var peakRSSMiB: Double
+        enum CodingKeys: String, CodingKey {
+            case encoder, size, batch, threads, runs, warmup, seconds, loss
+            case minSeconds = "min_seconds", medianSeconds = "median_seconds", peakRSSMiB = "peak_rss_mib"
+        }
+    }
+
+    /// Whole training steps (what a trainer repeats), each timed from zeroing
+    /// the gradients to the end of the AdamW update, on a fixed random batch.
+    func runTrainStep() throws {
+        let size = side
+        let trainable = try TrainableUnetPlusPlus.deterministic(encoder: TrainableUnetPlusPlus.Encoder(rawValue: encoder)!)
+        let input = Tensor(shape: [batch, 3, size, size],
+                           values: DeterministicFill.uniform(name: "bench.train.input", count: batch * 3 * size * size))
+        // Sparse 0/1 masks, roughly a bone's share of the image per class.
+        let targets = Tensor(shape: [batch, trainable.classes, size, size],
+                             values: DeterministicFill.uniform(name: "bench.train.targets", count: batch * trainable.classes * size * size)
+                                 .map { $0 < 0.05 ? 1 : 0 })
+        let optimizer = AdamW(parameters: trainable.parameters, learningRate: 1e-4)
+        var loss = 0.0
+        for _ in 0..<warmup { loss = try trainable.trainStep(input: input, targets: targets, optimizer: optimizer).loss }
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            loss = try trainable.trainStep(input: input, targets: targets, optimizer: optimizer).loss
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let sorted = times.sorted()
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let timing = TrainStepTiming(encoder: encoder, size: size, batch: batch, threads: ComputePool.shared.threadCount,
+                                     runs: runs, warmup: warmup, seconds: times, minSeconds: sorted[0],
+                                     medianSeconds: sorted[sorted.count / 2], loss: loss,
+                                     peakRSSMiB: Double(usage.ru_maxrss) / 1024)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(timing), as: UTF8.self))
+        } else {
+            print(String(format: "train step unetplusplus/%@ at %d², batch %d, %d threads: min %.3f s, median %.3f s over %d runs (loss %.4f); peak RSS %.0f MiB",
+                         encoder, size, batch, timing.threads, timing.minSeconds, timing.medianSeconds, runs, loss,
+                         timing.peakRSSMiB))
+        }
+    }
+
+    /// Median per stage over the runs, after the warm-up.
     func runPipeline() throws {
-        guard let image else { throw ValidationError("--pipeline needs --image IMAGE") }
+        guard let image, let model else { throw ValidationError("--pipeline needs --model and --image IMAGE") }
         let loaded = try storeOptions.modelStore.load(model)
         let pipe = SegmentationPipeline(release: LoadedRelease(single: loaded))
         let bytes = try AtomicFile.read(image)
         var result = try pipe.process(imageBytes: bytes, imageName: image)
+        for _ in 1..<max(warmup, 1) { result = try pipe.process(imageBytes: bytes, imageName: image) }
         var samples: [String: [Double]] = [:]
         for _ in 0..<runs {
             result = try pipe.process(imageBytes: bytes, imageName: image)
