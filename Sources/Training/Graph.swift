@@ -22,11 +22,25 @@ public final class Node {
         return g
     }
 
+    /// The gradient buffer for an op that writes every element: when nothing has
+    /// flowed back yet it is created uninitialised and `accumulate` is false (the
+    /// op stores instead of adding), saving a zero fill and a read per element.
+    func gradBufferForWrite() -> (buffer: Tensor, accumulate: Bool) {
+        if let grad { return (grad, true) }
+        let g = Tensor(shape: value.shape)
+        grad = g
+        return (g, false)
+    }
+
     func accumulate(_ g: Tensor, pool: ComputePool = .shared) {
         precondition(g.shape == value.shape, "gradient \(g.shape) for value \(value.shape)")
-        let buffer = gradBuffer()
+        let (buffer, add) = gradBufferForWrite()
         pool.chunks(g.count) { start, end in
-            for i in start..<end { buffer.storage[i] += g.storage[i] }
+            if add {
+                Vector.add(buffer.storage + start, g.storage + start, buffer.storage + start, end - start)
+            } else {
+                (buffer.storage + start).update(from: g.storage + start, count: end - start)
+            }
         }
     }
 }

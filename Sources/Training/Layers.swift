@@ -2,11 +2,12 @@ import CBLAS
 import TensorEngine
 
 /// A convolution that keeps its weight unfolded and learns it: groups 1,
-/// dilation 1, any kernel, stride and padding. Forward is im2col + SGEMM per
-/// image; backward recomputes the columns and forms dW = dY·colᵀ and
-/// dX = col2im(Wᵀ·dY). Work is split by image on the ComputePool, and the
-/// per-image weight gradients are summed in image order, so results do not
-/// depend on thread timing.
+/// dilation 1, any kernel, stride and padding. 3×3 stride-1 padding-1 convs on
+/// planes with enough tiles run forward, dX and dW as Winograd F(2×2, 3×3)
+/// (`Winograd3x3`). The rest is im2col + SGEMM per image; backward recomputes
+/// the columns and forms dW = dY·colᵀ and dX = col2im(Wᵀ·dY). Work is split on
+/// the ComputePool, and partial weight gradients are summed in a fixed order,
+/// so results do not depend on thread timing.
 public final class TrainableConv2d {
     public let weight: Parameter
     public let bias: Parameter?
@@ -39,6 +40,26 @@ public final class TrainableConv2d {
 
     private func rowsPerTile(outWidth: Int) -> Int { max(1, tileFloats / max(reduction * outWidth, 1)) }
 
+    enum Algorithm { case automatic, im2col, winograd }
+    /// Tests force one path to compare the two.
+    var algorithm = Algorithm.automatic
+    var winogradTuning = Winograd3x3.Tuning.automatic
+
+    func usesWinograd(_ input: Tensor) -> Bool {
+        if algorithm != .automatic { return algorithm == .winograd }
+        return Winograd3x3.applies(kernel: kernel, stride: stride, padding: padding, inChannels: inChannels,
+                                              outChannels: outChannels, batch: input.batch, height: input.height,
+                                              width: input.width)
+    }
+
+    /// The Winograd-domain weights, made afresh (the weights change every step).
+    private func winogradWeights(pool: ComputePool) -> WinogradWeightBuffer {
+        let u = WinogradWeightBuffer(count: 16 * outChannels * inChannels)
+        Winograd3x3.transformWeights(weight.value.storage, outChannels: outChannels, inChannels: inChannels,
+                                     into: u.pointer, pool: pool)
+        return u
+    }
+
     public func forward(_ x: Node, tape: Tape?, pool: ComputePool = .shared) -> Node {
         let input = x.value
         precondition(input.rank == 4 && input.channels == inChannels, "conv expects \(inChannels) channels, got \(input.shape)")
@@ -46,6 +67,17 @@ public final class TrainableConv2d {
         let (oh, ow) = outputSize(h, w)
         let plane = oh * ow, k = reduction
         let output = Tensor(shape: [input.batch, outChannels, oh, ow])
+        if usesWinograd(input) {
+            let u = winogradWeights(pool: pool)
+            Winograd3x3.convolve(input, u: u.pointer, transposedFlipped: false, bias: bias?.value.storage, into: output,
+                                 accumulate: false, tuning: winogradTuning, pool: pool)
+            let y = Node(output)
+            tape?.record { [self] in
+                guard let dy = y.grad else { return }
+                backwardWinograd(x, dy, pool: pool)
+            }
+            return y
+        }
         let tileRows = rowsPerTile(outWidth: ow)
         let tiles = (oh + tileRows - 1) / tileRows
         ColumnScratch.shared.with(pool: pool, capacity: k * tileRows * ow) { scratch in
@@ -73,6 +105,31 @@ public final class TrainableConv2d {
             backward(x, dy, pool: pool)
         }
         return y
+    }
+
+    private func backwardWinograd(_ x: Node, _ dy: Tensor, pool: ComputePool) {
+        Winograd3x3.weightGradient(input: x.value, outputGradient: dy, into: weight.grad.storage, tuning: winogradTuning,
+                                   pool: pool)
+        if x.requiresGradient {
+            let u = winogradWeights(pool: pool)
+            let (dx, accumulate) = x.gradBufferForWrite()
+            Winograd3x3.convolve(dy, u: u.pointer, transposedFlipped: true, bias: nil, into: dx, accumulate: accumulate,
+                                 tuning: winogradTuning, pool: pool)
+        }
+        addBiasGradient(dy)
+    }
+
+    private func addBiasGradient(_ dy: Tensor) {
+        guard let bias else { return }
+        let plane = dy.height * dy.width
+        for c in 0..<outChannels {
+            var s: Float = 0
+            for n in 0..<dy.batch {
+                let p = dy.storage + (n * outChannels + c) * plane
+                for i in 0..<plane { s += p[i] }
+            }
+            bias.grad.storage[c] += s
+        }
     }
 
     /// One work item per image (its row tiles in order, since their input rows
@@ -115,16 +172,7 @@ public final class TrainableConv2d {
             let src = perImage + n * outChannels * k
             for i in 0..<(outChannels * k) { dw[i] += src[i] }
         }
-        if let bias {
-            for c in 0..<outChannels {
-                var s: Float = 0
-                for n in 0..<batch {
-                    let p = dy.storage + (n * outChannels + c) * plane
-                    for i in 0..<plane { s += p[i] }
-                }
-                bias.grad.storage[c] += s
-            }
-        }
+        addBiasGradient(dy)
     }
 
     /// Output columns [start, end) whose input column ox·stride + offset lies inside 0..<w.
@@ -198,9 +246,14 @@ public final class TrainableBatchNorm2d {
 
     public var channels: Int { weight.value.count }
 
-    public func forward(_ x: Node, training: Bool, tape: Tape?, pool: ComputePool = .shared) -> Node {
+    /// With `relu`, the output is max(BatchNorm(x), 0) in the same pass, and the
+    /// backward masks the gradient by the output: no separate ReLU tensor or pass.
+    public func forward(_ x: Node, training: Bool, relu: Bool = false, tape: Tape?, pool: ComputePool = .shared) -> Node {
         let input = x.value
         precondition(input.rank == 4 && input.channels == channels, "batch norm of \(channels) channels got \(input.shape)")
+        if relu && !training {
+            return TrainOps.relu(forward(x, training: false, tape: tape, pool: pool), tape: tape, pool: pool)
+        }
         let (batch, plane) = (input.batch, input.height * input.width)
         let output = Tensor(shape: input.shape)
         let gamma = weight.value.storage, beta = bias.value.storage
@@ -247,24 +300,21 @@ public final class TrainableBatchNorm2d {
                 variances.withUnsafeMutableBufferPointer { varBuffer in
                     let (invstdOut, meanOut, varOut) = (invstdBuffer.baseAddress!, meanBuffer.baseAddress!, varBuffer.baseAddress!)
                     pool.parallelFor(channels) { c in
+                        // Two passes (mean, then squared deviations): no cancellation in the variance.
                         var sum: Double = 0
-                        for n in 0..<batch {
-                            let s = input.storage + (n * channels + c) * plane
-                            for i in 0..<plane { sum += Double(s[i]) }
-                        }
-                        let mean = sum / Double(count)
+                        for n in 0..<batch { sum += Vector.sum(input.storage + (n * channels + c) * plane, plane) }
+                        let m = Float(sum / Double(count))
                         var squares: Double = 0
                         for n in 0..<batch {
-                            let s = input.storage + (n * channels + c) * plane
-                            for i in 0..<plane { let d = Double(s[i]) - mean; squares += d * d }
+                            squares += Vector.squaredDeviations(input.storage + (n * channels + c) * plane, plane, mean: m)
                         }
                         let variance = squares / Double(count)
                         let invstd = Float(1 / (variance + Double(epsilon)).squareRoot())
-                        let m = Float(mean)
+                        let scale = invstd * gamma[c], shift = beta[c] - m * invstd * gamma[c]
                         for n in 0..<batch {
                             let offset = (n * channels + c) * plane
-                            let s = input.storage + offset, d = output.storage + offset
-                            for i in 0..<plane { d[i] = (s[i] - m) * invstd * gamma[c] + beta[c] }
+                            Vector.affine(input.storage + offset, output.storage + offset, plane, scale: scale, shift: shift,
+                                          relu: relu)
                         }
                         invstdOut[c] = invstd
                         meanOut[c] = m
@@ -281,7 +331,7 @@ public final class TrainableBatchNorm2d {
         let y = Node(output)
         tape?.record { [self] in
             guard let dy = y.grad else { return }
-            let dx = x.gradBuffer()
+            let (dx, accumulate) = x.gradBufferForWrite()
             var dgamma = [Float](repeating: 0, count: channels)
             var dbeta = [Float](repeating: 0, count: channels)
             dgamma.withUnsafeMutableBufferPointer { dgBuffer in
@@ -289,22 +339,57 @@ public final class TrainableBatchNorm2d {
                     let (dgOut, dbOut) = (dgBuffer.baseAddress!, dbBuffer.baseAddress!)
                     pool.parallelFor(channels) { c in
                         // x̂ is recomputed from the input rather than kept: one activation less per BatchNorm.
+                        // With the fused ReLU, the gradient reaching the norm is dy where the output is positive.
                         let (m, invstd) = (means[c], invstds[c])
-                        var sdy: Double = 0, sdyx: Double = 0
+                        var sdy: Double = 0, sdyc: Double = 0
+                        let mv = Vector.V(repeating: m), zero = Vector.V()
                         for n in 0..<batch {
                             let offset = (n * channels + c) * plane
-                            let g = dy.storage + offset, s = input.storage + offset
-                            for i in 0..<plane {
-                                sdy += Double(g[i])
-                                sdyx += Double(g[i]) * Double((s[i] - m) * invstd)
+                            let g = dy.storage + offset, s = input.storage + offset, out = output.storage + offset
+                            var a1 = Vector.V(), a2 = Vector.V(), i = 0
+                            while i + 8 <= plane {
+                                var gv = Vector.load(g + i)
+                                if relu { gv.replace(with: zero, where: Vector.load(out + i) .<= zero) }
+                                a1 += gv
+                                a2 += gv * (Vector.load(s + i) - mv)
+                                i += 8
                             }
+                            var t1 = Double(a1.sum()), t2 = Double(a2.sum())
+                            while i < plane {
+                                let gi = relu && out[i] <= 0 ? 0 : g[i]
+                                t1 += Double(gi)
+                                t2 += Double(gi * (s[i] - m))
+                                i += 1
+                            }
+                            sdy += t1
+                            sdyc += t2
                         }
+                        let sdyx = sdyc * Double(invstd)
                         let meanDy = Float(sdy / Double(count)), meanDyx = Float(sdyx / Double(count))
-                        let scale = gamma[c] * invstd
+                        // dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂)) = a·g + b·x + c
+                        let a = gamma[c] * invstd
+                        let b = -a * invstd * meanDyx
+                        let cc = -a * meanDy - b * m
+                        let av = Vector.V(repeating: a), bv = Vector.V(repeating: b), cv = Vector.V(repeating: cc)
                         for n in 0..<batch {
                             let offset = (n * channels + c) * plane
                             let g = dy.storage + offset, s = input.storage + offset, d = dx.storage + offset
-                            for i in 0..<plane { d[i] += scale * (g[i] - meanDy - (s[i] - m) * invstd * meanDyx) }
+                            let out = output.storage + offset
+                            var i = 0
+                            while i + 8 <= plane {
+                                var gv = Vector.load(g + i)
+                                if relu { gv.replace(with: zero, where: Vector.load(out + i) .<= zero) }
+                                var r = av * gv + bv * Vector.load(s + i) + cv
+                                if accumulate { r += Vector.load(d + i) }
+                                Vector.store(r, d + i)
+                                i += 8
+                            }
+                            while i < plane {
+                                let gi = relu && out[i] <= 0 ? 0 : g[i]
+                                let r = a * gi + b * s[i] + cc
+                                d[i] = accumulate ? d[i] + r : r
+                                i += 1
+                            }
                         }
                         dgOut[c] = Float(sdyx)
                         dbOut[c] = Float(sdy)
@@ -330,8 +415,7 @@ final class ConvBatchNorm {
         self.norm = norm
     }
     func callAsFunction(_ x: Node, relu: Bool, training: Bool, tape: Tape?) -> Node {
-        let y = norm.forward(conv.forward(x, tape: tape), training: training, tape: tape)
-        return relu ? TrainOps.relu(y, tape: tape) : y
+        norm.forward(conv.forward(x, tape: tape), training: training, relu: relu, tape: tape)
     }
 }
 
@@ -339,15 +423,15 @@ final class ConvBatchNorm {
 public enum TrainOps {
     public static func relu(_ x: Node, tape: Tape?, pool: ComputePool = .shared) -> Node {
         let output = Tensor(shape: x.value.shape)
-        pool.chunks(output.count) { start, end in
-            for i in start..<end { output.storage[i] = max(x.value.storage[i], 0) }
-        }
+        let input = x.value
+        pool.chunks(output.count) { start, end in Vector.relu(input.storage + start, output.storage + start, end - start) }
         let y = Node(output)
         tape?.record {
             guard let dy = y.grad else { return }
-            let dx = x.gradBuffer()
+            let (dx, accumulate) = x.gradBufferForWrite()
             pool.chunks(dy.count) { start, end in
-                for i in start..<end where output.storage[i] > 0 { dx.storage[i] += dy.storage[i] }
+                Vector.reluBackward(dy.storage + start, output.storage + start, dx.storage + start, end - start,
+                                    accumulate: accumulate)
             }
         }
         return y
@@ -371,8 +455,9 @@ public enum TrainOps {
     public static func add(_ a: Node, _ b: Node, tape: Tape?, pool: ComputePool = .shared) -> Node {
         precondition(a.value.shape == b.value.shape, "cannot add \(a.value.shape) and \(b.value.shape)")
         let output = Tensor(shape: a.value.shape)
+        let (left, right) = (a.value, b.value)
         pool.chunks(output.count) { start, end in
-            for i in start..<end { output.storage[i] = a.value.storage[i] + b.value.storage[i] }
+            Vector.add(left.storage + start, right.storage + start, output.storage + start, end - start)
         }
         let y = Node(output)
         tape?.record {
@@ -520,6 +605,13 @@ public enum TrainOps {
         }
         return y
     }
+}
+
+/// Transformed weights, freed with the tape step that holds them.
+final class WinogradWeightBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    init(count: Int) { pointer = .allocate(capacity: count) }
+    deinit { pointer.deallocate() }
 }
 
 /// Argmax indices of a max pool, kept until its backward step has run.

@@ -89,6 +89,60 @@ import TensorEngine
         }
     }
 
+    /// Winograd F(2×2, 3×3) against im2col on odd sizes (partial tiles on the right
+    /// and bottom), with several chunks spanning images and output-channel splits:
+    /// outputs, dX (stored, then accumulated: the input feeds two convs), dW and the
+    /// bias gradient agree within Float32 rounding of the transforms.
+    @Test(arguments: [(nil, nil), (2, 1), (5, 3)] as [(Int?, Int?)])
+    func winogradAgreesWithIm2col(chunkRows: Int?, splits: Int?) {
+        let weight = Parameter(name: "w", value: Self.tensor("opgrad.ww", [20, 12, 3, 3], scale: 0.3))
+        let bias = Parameter(name: "b", value: Self.tensor("opgrad.wb", [20], scale: 0.1))
+        let x = Self.tensor("opgrad.wx", [3, 12, 11, 9])
+        let seed = Self.tensor("opgrad.wseed", [3, 20, 11, 9])
+        func run(_ algorithm: TrainableConv2d.Algorithm) -> [Tensor] {
+            let conv = TrainableConv2d(weight: weight, bias: bias, stride: 1, padding: 1)
+            conv.algorithm = algorithm
+            conv.winogradTuning = .init(chunkRows: chunkRows, splits: splits)
+            weight.zeroGrad()
+            bias.zeroGrad()
+            let tape = Tape(), input = Node(x)
+            let y = TrainOps.add(conv.forward(input, tape: tape), conv.forward(input, tape: tape), tape: tape)
+            tape.backward(from: y, seed: seed)
+            return [y.value, input.grad!, weight.grad.copy(), bias.grad.copy()]
+        }
+        let reference = run(.im2col), winograd = run(.winograd)
+        for (name, (a, b)) in zip(["y", "dx", "dw", "db"], zip(reference, winograd)) {
+            var worst: Float = 0
+            for i in 0..<a.count { worst = max(worst, abs(a.storage[i] - b.storage[i])) }
+            let scale = a.maxAbs()
+            #expect(scale > 0.1, "\(name) is not trivially small")
+            #expect(worst <= 1e-5 * scale, "winograd \(name) differs by \(worst) of max \(scale)")
+        }
+    }
+
+    @Test func winogradConvolutionGradient() {
+        let weight = Parameter(name: "w", value: Self.tensor("opgrad.wgw", [8, 8, 3, 3], scale: 0.3))
+        let bias = Parameter(name: "b", value: Self.tensor("opgrad.wgb", [8], scale: 0.1))
+        let conv = TrainableConv2d(weight: weight, bias: bias, stride: 1, padding: 1)
+        conv.algorithm = .winograd
+        conv.winogradTuning = .init(chunkRows: 3, splits: 2)
+        let x = Self.tensor("opgrad.wgx", [2, 8, 7, 6])
+        let ratio = Self.check(x, extra: [(weight.value, { weight.grad }), (bias.value, { bias.grad })]) { node, tape in
+            if tape != nil { weight.zeroGrad(); bias.zeroGrad() }
+            return conv.forward(node, tape: tape)
+        }
+        #expect(ratio < 1e-3, "winograd conv gradient off by \(ratio) of max")
+    }
+
+    /// The automatic choice: Winograd only for 3×3 stride-1 padding-1 convs with enough tiles in the batch.
+    @Test func winogradChosenForLargeThreeByThree() {
+        let w3 = Parameter(name: "w", value: Tensor(zeros: [16, 16, 3, 3]))
+        let conv = TrainableConv2d(weight: w3, bias: nil, stride: 1, padding: 1)
+        #expect(conv.usesWinograd(Tensor(shape: [4, 16, 32, 32])))
+        #expect(!conv.usesWinograd(Tensor(shape: [1, 16, 8, 8])))
+        #expect(!TrainableConv2d(weight: w3, bias: nil, stride: 2, padding: 1).usesWinograd(Tensor(shape: [4, 16, 64, 64])))
+    }
+
     @Test func convolution7x7Stride2Padding3() {
         let weight = Parameter(name: "w", value: Self.tensor("opgrad.w7", [2, 2, 7, 7], scale: 0.2))
         let conv = TrainableConv2d(weight: weight, bias: nil, stride: 2, padding: 3)
