@@ -26,6 +26,16 @@ from exact-ish arithmetic, which the Swift 3-step test uses as its allowance
 (Adam turns float32 rounding of gradients near eps into weight differences).
 AdamW + clipping alone are also checked on given gradients (adamw_fixture).
 
+Encoder gradient fixtures (encoder_gradient_fixtures, grad_<case>_*): one
+forward + backward of UNet++ on densenet121, tu-hrnet_w18 and
+resnet18 with encoder_depth=3, same weights/inputs/loss scheme with per-case
+names. HRNet-w18 alone has 1031 parameter tensors, so to stay well under 1 MB
+per case each gradient tensor is committed as: every value if it has at most
+ENC_FULL elements, else ENC_SAMPLES values at spread indices; plus, over the
+whole tensor, max |g|, sum g, ||g||_2 and two projections sum r_k * g with
+r_k = +-1 from the generator ("<key>.probe1", "<key>.probe2" < 0.5 -> -1),
+so every element of every tensor enters the comparison.
+
     /root/venv-ref/bin/python tools/make_training_fixtures.py
 """
 import json
@@ -52,12 +62,114 @@ SAMPLES = 24
 FULL = 288
 
 
-def sample_indices(count):
-    """Every index for small tensors, else SAMPLES spread over the tensor (integer maths, as in Swift)."""
-    if count <= FULL:
+ENC_SAMPLES = 96
+# (input jitter seed, threads) of the float32 runs whose worst distance from float64 is the train-mode yardstick.
+# Sixteen: the distances are clustered (e.g. 6e-6, 9e-3, 1.3e-2, 2.7e-2 for one tensor), and the tail matters.
+FLOAT32_RUNS = [(0, 1), (0, 2)] + [(j, 1 + j % 2) for j in range(1, 15)]
+ENC_FULL = 96
+ENCODER_CASES = [
+    # name, encoder, encoder_depth, decoder_channels, classes, (batch, height, width)
+    ("densenet121", "densenet121", 5, (16, 16, 16, 8, 8), 2, (2, 64, 64)),
+    ("hrnet_w18", "tu-hrnet_w18", 5, (16, 16, 16, 8, 8), 2, (2, 64, 64)),
+    ("resnet18_depth3", "resnet18", 3, (16, 8, 8), 3, (2, 64, 96)),
+]
+
+
+def sample_indices(count, samples=None, full=None):
+    """Every index for small tensors, else `samples` spread over the tensor (integer maths, as in Swift)."""
+    samples, full = samples or SAMPLES, full or FULL
+    if count <= full:
         return list(range(count))
-    stride = count // SAMPLES
-    return [j * stride + (j * 131 + 17) % stride for j in range(SAMPLES)]
+    stride = count // samples
+    return [j * stride + (j * 131 + 17) % stride for j in range(samples)]
+
+
+def probe(key, k, count):
+    """The +-1 vector of projection k for a tensor, from the shared generator."""
+    return np.where(uniform(f"{key}.probe{k}", count) < np.float32(0.5), -1.0, 1.0)
+
+
+def encoder_gradients(name, encoder, depth, decoder, classes, shape, dtype, train, jitter=0, threads=1):
+    """(loss, [(key, grad)]) of one forward + backward, BatchNorm in train or eval mode;
+    `jitter` > 0 multiplies the input by 1 + 1e-7 * N(0, 1) (seeded by jitter), float32
+    rounding's own size, and `threads` changes PyTorch's summation order."""
+    import segmentation_models_pytorch as smp
+    torch.set_num_threads(threads)
+    n, h, w = shape
+    x = torch.from_numpy(uniform(f"grad.{name}.input", n * 3 * h * w).reshape(n, 3, h, w))
+    if jitter:
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(jitter), dtype=torch.float64)
+        x = (x.double() * (1 + 1e-7 * noise)).float()
+    t = (uniform(f"grad.{name}.target", n * classes * h * w) < np.float32(0.3)).astype(np.float32)
+    t = torch.from_numpy(t.reshape(n, classes, h, w))
+    model = smp.UnetPlusPlus(encoder, encoder_weights=None, encoder_depth=depth, classes=classes, decoder_channels=decoder)
+    fill_state_dict(model)
+    model.to(dtype).train(train)
+    loss = loss_fn(model(x.to(dtype)), t.to(dtype))
+    loss.backward()
+    # Parameters of stages a reduced depth never runs get no gradient: they are not part of the model.
+    return loss.item(), [(k, p.grad.detach().clone()) for k, p in model.named_parameters() if p.grad is not None]
+
+
+def compact_gradients(grads):
+    """Per tensor [max|g|, sum, ||g||_2, two +-1 projections] and the sampled values."""
+    stats, samples = [], []
+    for key, g in grads:
+        flat = g.reshape(-1).double().numpy()
+        stats.append([np.abs(flat).max(), flat.sum(), np.sqrt((flat * flat).sum()),
+                      (probe(key, 1, flat.size) * flat).sum(), (probe(key, 2, flat.size) * flat).sum()])
+        samples.extend(flat[sample_indices(flat.size, ENC_SAMPLES, ENC_FULL)])
+    return np.array(stats, dtype=np.float32), np.array(samples, dtype=np.float32)
+
+
+def encoder_gradient_fixtures():
+    """Train-mode BatchNorm makes these deep networks chaotic at a deterministic
+    initialisation: PyTorch float32 lands up to ~17 % of max|grad| (median 1-3 %)
+    from PyTorch float64 on the same input, and two float32 runs that differ only
+    in rounding (1 or 2 threads; the input moved by 1e-7 relative) land up to 20x
+    apart in that distance, tensor by tensor: discrete ReLU and max-pool flips
+    amplified through ~100 BatchNorm layers. Eval-mode BatchNorm is well
+    conditioned (float32 within 6e-6 of float64). So each case commits two references:
+      eval:  BatchNorm on its running statistics, PyTorch float32 gradients
+             (every backward op of the encoder but the batch statistics; criterion 1e-3);
+      train: BatchNorm on batch statistics, PyTorch float64 gradients, with the
+             largest distance of FLOAT32_RUNS PyTorch float32 runs from them per tensor
+             (grad_spread_train) as the yardstick of what float32 arithmetic reaches,
+             unless one float32 run is within 1e-4 of float64 everywhere
+             (train_well_conditioned: the ResNet), where the criterion is 1e-3."""
+    for name, encoder, depth, decoder, classes, shape in ENCODER_CASES:
+        losses, spreads, keys = {}, {}, None
+        for mode in ("train", "eval"):
+            args = (name, encoder, depth, decoder, classes, shape)
+            loss32, g32 = encoder_gradients(*args, torch.float32, mode == "train")
+            loss64, g64 = encoder_gradients(*args, torch.float64, mode == "train")
+            assert keys is None or keys == [k for k, _ in g32]
+            keys = [k for k, _ in g32]
+            losses[mode] = (loss32, loss64)
+            spreads[mode] = [spread(a, b) for (_, a), (_, b) in zip(g32, g64)]
+            if mode == "train":
+                # Well conditioned (the ResNet): the plain 1e-3 criterion applies in train mode too.
+                well_conditioned = max(spreads[mode]) < 1e-4
+                for jitter, threads in FLOAT32_RUNS[1:]:
+                    _, other = encoder_gradients(*args, torch.float32, True, jitter=jitter, threads=threads)
+                    spreads[mode] = [max(s, spread(a, b)) for s, (_, a), (_, b) in zip(spreads[mode], other, g64)]
+            stats, samples = compact_gradients(g64 if mode == "train" else g32)
+            np.save(os.path.join(OUT, f"grad_{name}_{mode}_stats.npy"), stats)
+            np.save(os.path.join(OUT, f"grad_{name}_{mode}_samples.npy"), samples)
+        manifest = dict(encoder=encoder, encoder_depth=depth, decoder=list(decoder), classes=classes,
+                        input=[shape[0], 3, shape[1], shape[2]], samples=ENC_SAMPLES, full=ENC_FULL,
+                        loss_train=losses["train"][0], loss_train_float64=losses["train"][1],
+                        loss_eval=losses["eval"][0], loss_eval_float64=losses["eval"][1],
+                        train_well_conditioned=well_conditioned, parameters=keys,
+                        grad_spread_train=[float(f"{v:.4g}") for v in spreads["train"]],
+                        grad_spread_eval=[float(f"{v:.4g}") for v in spreads["eval"]])
+        path = os.path.join(OUT, f"grad_{name}_manifest.json")
+        with open(path, "w") as f:
+            json.dump(manifest, f, indent=0)
+            f.write("\n")
+        size = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT) if f.startswith(f"grad_{name}_"))
+        print(f"{name}: {len(keys)} gradient tensors; float32 vs float64 worst: train {max(spreads['train']):.2e}, "
+              f"eval {max(spreads['eval']):.2e}; fixture {size} bytes")
 
 
 def inputs():
@@ -177,6 +289,7 @@ def main():
     print("losses", losses, "float64", losses64)
     print("grad norms", norms, "float64", norms64)
     print("float32 vs float64 after the steps: worst weight", max(weight_spread), "running", max(running_spread))
+    encoder_gradient_fixtures()
 
 
 if __name__ == "__main__":

@@ -1,29 +1,40 @@
 import Models
 import TensorEngine
 
-/// SMP 0.6's UnetPlusPlus, trainable: the same graph and state_dict keys as
+/// SMP 0.6's UnetPlusPlus (ResNet, DenseNet or timm HRNet encoder), trainable: the same graph and state_dict keys as
 /// `SegmentationModel` (the decoder's blocks and step schedule come from
 /// `UnetPlusPlusDecoder` itself), with unfolded convolutions and BatchNorm
 /// layers that learn. The encoder is a `TrainableEncoder` (Encoders/).
 /// `stateDict()` gives weights `SegmentationModel` loads unchanged.
 public final class TrainableUnetPlusPlus {
-    /// Encoders that train, by SMP's names (`Encoder(rawValue: "resnet34")`).
+    /// Encoders that train, by SMP's names: `Encoder(rawValue: "tu-hrnet_w18")`, or
+    /// `Encoder(EncoderName.hrnetW18)` from an inference encoder name.
     public enum Encoder: String, Sendable, CaseIterable {
         case resnet18, resnet34
+        case densenet121, densenet169, densenet201
+        case hrnetW18 = "tu-hrnet_w18", hrnetW32 = "tu-hrnet_w32", hrnetW48 = "tu-hrnet_w48"
 
         public var encoderName: EncoderName {
             switch self {
             case .resnet18: return .resnet18
             case .resnet34: return .resnet34
+            case .densenet121: return .densenet121
+            case .densenet169: return .densenet169
+            case .densenet201: return .densenet201
+            case .hrnetW18: return .hrnetW18
+            case .hrnetW32: return .hrnetW32
+            case .hrnetW48: return .hrnetW48
             }
         }
 
-        /// The trainable counterpart of an inference encoder, if there is one.
+        /// The trainable counterpart of an inference encoder (nil for resnet50, which does not train yet).
         public init?(_ name: EncoderName) { self.init(rawValue: name.rawValue) }
 
+        /// The backbone's own conv initialiser (see `ScratchInitialization`).
         var scratchInit: ScratchInitialization.EncoderConv {
             switch self {
-            case .resnet18, .resnet34: return .kaimingNormalFanOut
+            case .resnet18, .resnet34, .hrnetW18, .hrnetW32, .hrnetW48: return .kaimingNormalFanOut
+            case .densenet121, .densenet169, .densenet201: return .kaimingNormalFanIn
             }
         }
 
@@ -31,6 +42,12 @@ public final class TrainableUnetPlusPlus {
             switch self {
             case .resnet18: return TrainableResNet(blocks: [2, 2, 2, 2], depth: depth, weights: weights)
             case .resnet34: return TrainableResNet(blocks: [3, 4, 6, 3], depth: depth, weights: weights)
+            case .densenet121: return TrainableDenseNet(blockConfig: [6, 12, 24, 16], weights: weights)
+            case .densenet169: return TrainableDenseNet(blockConfig: [6, 12, 32, 32], weights: weights)
+            case .densenet201: return TrainableDenseNet(blockConfig: [6, 12, 48, 32], weights: weights)
+            case .hrnetW18: return TrainableHRNet(width: 18, weights: weights)
+            case .hrnetW32: return TrainableHRNet(width: 32, weights: weights)
+            case .hrnetW48: return TrainableHRNet(width: 48, weights: weights)
             }
         }
     }

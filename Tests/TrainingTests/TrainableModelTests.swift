@@ -34,9 +34,9 @@ import TensorEngine
         #expect(worst <= 1e-4 * scale, "max |Δ| \(worst) vs max |logit| \(scale)")
     }
 
-    /// Both encoders build SMP's graph: with the same deterministic weights the
+    /// Each encoder family builds SMP's graph: with the same deterministic weights the
     /// trainable model in eval mode gives the inference model's logits.
-    @Test(arguments: TrainableUnetPlusPlus.Encoder.allCases)
+    @Test(arguments: [TrainableUnetPlusPlus.Encoder.resnet18, .resnet34, .densenet121, .hrnetW18])
     func evalLogitsMatchSegmentationModel(encoder: TrainableUnetPlusPlus.Encoder) throws {
         let decoder = [32, 16, 16, 8, 8]
         let model = try TrainableUnetPlusPlus.deterministic(encoder: encoder, decoderChannels: decoder, classes: 4)
@@ -140,6 +140,22 @@ import TensorEngine
             let expected: Float = key.hasSuffix(".weight") || key.hasSuffix(".running_var") ? 1 : 0
             #expect(t.array.allSatisfy { $0 == expected }, "\(key)")
         }
+    }
+
+    /// DenseNet keeps torchvision's kaiming_normal with fan_in, timm's HRNet kaiming_normal
+    /// with fan_out (both replace PyTorch's default conv init in their constructors).
+    @Test(arguments: [("densenet121", "encoder.features.denseblock3.denselayer1.conv1.weight", true),
+                      ("tu-hrnet_w18", "encoder.model.layer1.0.conv2.weight", false)])
+    func initializedUsesTheBackbonesConvInit(encoder: String, key: String, fanIn: Bool) throws {
+        let model = try TrainableUnetPlusPlus.initialized(encoder: try #require(.init(rawValue: encoder)),
+                                                          decoderChannels: [16, 16, 16, 8, 8], classes: 2, seed: 1)
+        let weight = try #require(model.parameters.first { $0.name == key }).value
+        let fan = fanIn ? weight.shape[1] * weight.shape[2] * weight.shape[3] : weight.shape[0] * weight.shape[2] * weight.shape[3]
+        let expected = (2.0 / Double(fan)).squareRoot()
+        let values = weight.array.map(Double.init)
+        let std = (values.map { $0 * $0 }.reduce(0, +) / Double(values.count)).squareRoot()
+        #expect(abs(std / expected - 1) < 0.03, "\(key): std \(std), expected \(expected) (\(values.count) values)")
+        #expect(model.batchNorms.allSatisfy { $0.runningVar.array.allSatisfy { $0 == 1 } && $0.weight.value.array.allSatisfy { $0 == 1 } })
     }
 
     /// Same seed and data → bit-identical parameters and running statistics after N steps.
