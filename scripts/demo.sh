@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The main job: bonesegd on a local spool. Makes phantom radiographs, imports a
-# deterministic UNet++-resnet34 in SMP's layout (random weights until a trained
-# demo release lands, so the masks are not anatomy), makes it a release,
-# starts the daemon in the foreground on DEMO_DIR, drops the phantoms into its
-# inbox, waits for their result sets, shows `bonectl status`, stops the
-# daemon with SIGTERM, and benchmarks the forward pass.
+# The main job: bonesegd on a local spool with the bundled demo release
+# (demo/: three seeds of a compact UNet++ trained on phantoms by
+# scripts/train-demo-release.sh). Makes phantom radiographs the release has not
+# seen, installs the release into DEMO_DIR's state, starts the daemon in the
+# foreground, drops the phantoms into its inbox, waits for their result sets,
+# scores them against the phantoms' labels, shows `bonectl status`, stops the
+# daemon with SIGTERM, and benchmarks a member's forward pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BIN_DIR:-.build/release}
@@ -16,11 +17,10 @@ mkdir -p "$DEMO" "$spool/inbox"
 if [ ! -d "$DEMO/phantoms/DCM" ]; then
   "$bin/bonectl" synth --out "$DEMO/phantoms" --count 4 --size 1024 --seed 7
 fi
-if ! "$bin/bonectl" model list --store "$state/models" | grep -q '^demo-resnet34 '; then
-  "$bin/bonectl" model random-weights --encoder resnet34 --out "$DEMO/resnet34.safetensors"
-  "$bin/bonectl" model import "$DEMO/resnet34.safetensors" --name demo-resnet34 --arch unetplusplus \
-    --encoder resnet34 --input-size 512 --store "$state/models"
-  "$bin/bonectl" release create demo --members demo-resnet34 --store "$state/models"
+if [ ! -f "$state/releases/demo/release.json" ]; then
+  mkdir -p "$state/models" "$state/releases"
+  cp -r demo/models/* "$state/models/"
+  cp -r demo/releases/demo "$state/releases/"
 fi
 
 cat > "$DEMO/bonesegd.conf" <<CONF
@@ -59,9 +59,12 @@ for _ in $(seq 600); do
 done
 echo "outbox:"
 (cd "$spool/outbox" && find . -type f | sort)
+# The daemon's per-image CSVs as one submission, scored against the labels.
+{ echo "image_name,class,rle"; for csv in $(find "$spool/outbox" -name '*.csv' | sort); do tail -n +2 "$csv"; done; } > "$DEMO/submission.csv"
+"$bin/bonectl" eval --pred "$DEMO/submission.csv" --gt "$DEMO/phantoms" | tail -n 3
 "$bin/bonectl" status --config "$DEMO/bonesegd.conf"
 kill -TERM $daemon
 wait $daemon || true
 trap - EXIT
 
-"$bin/bonectl" bench --model demo-resnet34 --store "$state/models" --size 512 --runs 3
+"$bin/bonectl" bench --model demo-s0 --store "$state/models" --size 256 --runs 3

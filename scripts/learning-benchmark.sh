@@ -20,5 +20,5 @@ rm -rf "$work/state"
 # Epoch lines (loss, validation Dice at 256², elapsed time) go to stderr and
 # are the curve; the last lines give the candidate's Dice at full size.
 "$bin/bonectl" retrain --data "$work/phantoms" --state-dir "$work/state" \
-  --socket "$work/none.sock" --seeds 1 --budget "$budget" --size 256 --batch-size 4 --from-scratch \
+  --socket "$work/none.sock" --seeds 1 --budget "$budget" --size 256 --batch-size 4 --from-scratch --learning-rate 0.008 \
   "${model[@]}" 2>&1 | tee "$work/learning.log" | grep -v '^left out'

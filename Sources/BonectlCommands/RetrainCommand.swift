@@ -41,10 +41,12 @@ struct RetrainCommand: ParsableCommand {
     @Flag(name: .customLong("from-scratch"), help: "Start from freshly initialised weights.") var fromScratch = false
     @Option(name: .customLong("min-gain"), help: "Dice the candidate must gain over the active release to replace it.") var minGain: Double = 0
     @Option(name: .customLong("batch-size"), help: "Images per optimiser step.") var batchSize: Int = 4
-    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (default 1e-3 from scratch, 1e-4 from the active release).")
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (default 5e-3 from scratch, 1e-4 from the active release).")
     var learningRate: Float?
     @Option(name: .customLong("validation-fraction"), help: "Share of patients held out for validation.") var validationFraction: Double = 0.2
     @Flag(help: "Add elastic deformation to the augmentations.") var elastic = false
+    @Option(name: .customLong("head-bias-prior"), help: "From scratch: the head's bias starts at logit(P) (0 = SMP's zero bias).")
+    var headBiasPrior: Double = 0.01
     @Option(help: "Name of the candidate release; its members are NAME-s0, NAME-s1, … (default retrain-<start time>-<run key>).")
     var name: String?
     @Flag(name: .customLong("half-precision-weights"), help: "Store the members' weights as Float16 (half the size).")
@@ -115,6 +117,8 @@ struct RetrainCommand: ParsableCommand {
         options.validationFraction = validationFraction
         options.elastic = elastic
         options.halfPrecisionWeights = halfPrecisionWeights
+        guard headBiasPrior >= 0, headBiasPrior < 1 else { throw ValidationError("--head-bias-prior must be in [0, 1)") }
+        options.headBiasPrior = headBiasPrior > 0 ? headBiasPrior : nil
         if let name {
             do { try ModelStore.validate(name: name) } catch { throw ValidationError("--name: \(error)") }
             options.releaseName = name

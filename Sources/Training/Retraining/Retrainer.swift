@@ -25,7 +25,7 @@ public struct RetrainOptions: Codable, Sendable, Equatable {
     public var start: Start = .scratch
     public var minGain: Double = 0
     public var batchSize: Int = 4
-    /// Peak learning rate; nil = 1e-3 from scratch, 1e-4 from the active release.
+    /// Peak learning rate; nil = 5e-3 from scratch, 1e-4 from the active release.
     public var learningRate: Float?
     public var validationFraction: Double = 0.2
     public var splitSeed: UInt64 = 0
@@ -33,6 +33,8 @@ public struct RetrainOptions: Codable, Sendable, Equatable {
     public var elastic = false
     public var normalization: Normalization = .imagenet
     public var maxGradientNorm: Float = 1
+    /// From scratch, the head's bias starts at logit(prior); nil keeps SMP's initialisation (bias 0).
+    public var headBiasPrior: Double? = 0.01
     /// The candidate release's name (its members are NAME-s0, NAME-s1, …); nil = retrain-<start>-<run key>.
     public var releaseName: String?
     /// Members' weights stored as Float16 (half the size; the gate scores the stored weights).
@@ -46,7 +48,7 @@ public struct RetrainOptions: Codable, Sendable, Equatable {
         return augmentation
     }
 
-    var peakLearningRate: Float { learningRate ?? (start == .scratch ? 1e-3 : 1e-4) }
+    var peakLearningRate: Float { learningRate ?? (start == .scratch ? 5e-3 : 1e-4) }
 }
 
 /// What a run reports while it works.

@@ -32,6 +32,12 @@ final class SeedTrainer {
             model = try TrainableUnetPlusPlus.initialized(encoder: encoder, encoderDepth: options.encoderDepth,
                                                           decoderChannels: options.decoderChannels,
                                                           classes: BoneClasses.count, seed: UInt64(seed))
+            if let prior = options.headBiasPrior, let bias = model.parameters.first(where: { $0.name == "segmentation_head.0.bias" }) {
+                // Each bone covers ~1 % of a film: starting the head at that prior logit
+                // (as RetinaNet does for rare classes) skips the first phase of training,
+                // in which BCE only pushes all 29 planes towards background.
+                bias.value.fill(Float(log(prior / (1 - prior))))
+            }
         }
         optimizer = AdamW(parameters: model.parameters, learningRate: options.peakLearningRate)
     }
