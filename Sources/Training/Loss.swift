@@ -40,7 +40,8 @@ public enum SegmentationLoss {
                     let z = logits.storage + offset, t = targets.storage + offset, p = probabilities.storage + offset
                     for i in 0..<plane {
                         let zi = Double(z[i]), ti = Double(t[i])
-                        bce += max(zi, 0) - zi * ti + log1p(exp(-abs(zi)))
+                        // log1p(e^−|z|) in Float (ample for a mean over millions of terms; Double's is 3× slower).
+                        bce += max(zi, 0) - zi * ti + Double(log1p(exp(-abs(z[i]))))
                         pt += Double(p[i]) * ti
                         ps += Double(p[i])
                         ts += ti

@@ -41,15 +41,38 @@ public final class AdamW {
         let root = Float(correction2Root)
         let (b1, b2, eps) = (beta1, beta2, epsilon)
         let (oneMinusB1, oneMinusB2) = (Float(1 - Double(b1)), Float(1 - Double(b2)))
-        pool.parallelFor(parameters.count) { index in
+        // The same operations in the same order per element, eight lanes at a time
+        // (the four pointers defeat the compiler's own vectorisation), over 64K chunks.
+        let chunk = 1 << 16
+        let chunkStarts = parameters.indices.flatMap { index in
+            stride(from: 0, to: parameters[index].value.count, by: chunk).map { (index, $0) }
+        }
+        pool.parallelFor(chunkStarts.count) { item in
+            let (index, start) = chunkStarts[item]
+            let end = min(parameters[index].value.count, start + chunk)
             let p = parameters[index].value.storage, g = parameters[index].grad.storage
             let m = firstMoments[index].storage, v = secondMoments[index].storage
-            for i in 0..<parameters[index].value.count {
+            typealias V = Vector.V
+            var i = start
+            while i + 8 <= end {
+                let gv = Vector.load(g + i)
+                var pv = Vector.load(p + i) * V(repeating: decay)
+                let mv = Vector.load(m + i) + V(repeating: oneMinusB1) * (gv - Vector.load(m + i))
+                let vv = Vector.load(v + i) * V(repeating: b2) + V(repeating: oneMinusB2) * (gv * gv)
+                let denom = vv.squareRoot() / V(repeating: root) + V(repeating: eps)
+                pv += V(repeating: -stepSize) * (mv / denom)
+                Vector.store(pv, p + i)
+                Vector.store(mv, m + i)
+                Vector.store(vv, v + i)
+                i += 8
+            }
+            while i < end {
                 p[i] *= decay
                 m[i] += oneMinusB1 * (g[i] - m[i])
                 v[i] = v[i] * b2 + oneMinusB2 * (g[i] * g[i])
                 let denom = v[i].squareRoot() / root + eps
                 p[i] += -stepSize * (m[i] / denom)
+                i += 1
             }
         }
     }

@@ -90,15 +90,15 @@ import TensorEngine
     }
 
     /// Winograd F(2×2, 3×3) against im2col on odd sizes (partial tiles on the right
-    /// and bottom), with several chunks spanning images and output-channel splits:
+    /// and bottom; width 19 gives both the 8-tile vector loops and their tails), with several chunks spanning images and output-channel splits:
     /// outputs, dX (stored, then accumulated: the input feeds two convs), dW and the
     /// bias gradient agree within Float32 rounding of the transforms.
-    @Test(arguments: [(nil, nil), (2, 1), (5, 3)] as [(Int?, Int?)])
-    func winogradAgreesWithIm2col(chunkRows: Int?, splits: Int?) {
+    @Test(arguments: [(nil, nil, 19), (2, 1, 19), (5, 3, 19), (nil, nil, 16), (3, 2, 8)] as [(Int?, Int?, Int)])
+    func winogradAgreesWithIm2col(chunkRows: Int?, splits: Int?, width: Int) {
         let weight = Parameter(name: "w", value: Self.tensor("opgrad.ww", [20, 12, 3, 3], scale: 0.3))
         let bias = Parameter(name: "b", value: Self.tensor("opgrad.wb", [20], scale: 0.1))
-        let x = Self.tensor("opgrad.wx", [3, 12, 11, 9])
-        let seed = Self.tensor("opgrad.wseed", [3, 20, 11, 9])
+        let x = Self.tensor("opgrad.wx", [3, 12, 11, width])
+        let seed = Self.tensor("opgrad.wseed", [3, 20, 11, width])
         func run(_ algorithm: TrainableConv2d.Algorithm) -> [Tensor] {
             let conv = TrainableConv2d(weight: weight, bias: bias, stride: 1, padding: 1)
             conv.algorithm = algorithm
@@ -139,6 +139,7 @@ import TensorEngine
         let w3 = Parameter(name: "w", value: Tensor(zeros: [16, 16, 3, 3]))
         let conv = TrainableConv2d(weight: w3, bias: nil, stride: 1, padding: 1)
         #expect(conv.usesWinograd(Tensor(shape: [4, 16, 32, 32])))
+        #expect(conv.usesWinograd(Tensor(shape: [4, 16, 16, 16])))
         #expect(!conv.usesWinograd(Tensor(shape: [1, 16, 8, 8])))
         #expect(!TrainableConv2d(weight: w3, bias: nil, stride: 2, padding: 1).usesWinograd(Tensor(shape: [4, 16, 64, 64])))
     }

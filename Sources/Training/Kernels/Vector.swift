@@ -12,6 +12,9 @@ enum Vector {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
     }
 
+    /// max(v, 0) lane by lane (the stdlib's generic pointwiseMax is not vectorised here).
+    @inline(__always) static func positive(_ v: V) -> V { v.replacing(with: 0, where: v .< 0) }
+
     /// Σ p[i], in eight Float lanes per plane and Double across calls' results.
     static func sum(_ p: UnsafePointer<Float>, _ count: Int) -> Double {
         var acc = V(), i = 0
@@ -34,10 +37,10 @@ enum Vector {
     /// d[i] = s[i]·scale + shift, or max(that, 0) with `relu`.
     static func affine(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ count: Int,
                        scale: Float, shift: Float, relu: Bool) {
-        let a = V(repeating: scale), b = V(repeating: shift), zero = V()
+        let a = V(repeating: scale), b = V(repeating: shift)
         var i = 0
         if relu {
-            while i + 8 <= count { store(pointwiseMax(load(s + i) * a + b, zero), d + i); i += 8 }
+            while i + 8 <= count { store(positive(load(s + i) * a + b), d + i); i += 8 }
             while i < count { d[i] = max(s[i] * scale + shift, 0); i += 1 }
         } else {
             while i + 8 <= count { store(load(s + i) * a + b, d + i); i += 8 }
@@ -47,9 +50,8 @@ enum Vector {
 
     /// d[i] = max(s[i], 0).
     static func relu(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ count: Int) {
-        let zero = V()
         var i = 0
-        while i + 8 <= count { store(pointwiseMax(load(s + i), zero), d + i); i += 8 }
+        while i + 8 <= count { store(positive(load(s + i)), d + i); i += 8 }
         while i < count { d[i] = max(s[i], 0); i += 1 }
     }
 
