@@ -55,15 +55,16 @@ def main():
     loss = None
     for _ in range(a.warmup):
         loss = step()
-    times = []
+    times, cpu = [], []
     for _ in range(a.runs):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         loss = step()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu_start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"engine": "pytorch", "torch": torch.__version__, "encoder": a.encoder, "size": a.size,
                       "batch": a.batch, "threads": a.threads, "runs": a.runs, "warmup": a.warmup,
-                      "seconds": times, "min_seconds": min(times), "median_seconds": statistics.median(times),
+                      "seconds": times, "cpu_seconds": cpu, "min_seconds": min(times), "median_seconds": statistics.median(times),
                       "loss": loss, "peak_rss_mib": peak}))
 
 

@@ -139,12 +139,14 @@ struct BenchCommand: ParsableCommand {
         var runs: Int
         var warmup: Int
         var seconds: [Double]
+        /// User + system CPU seconds of the process per step (both cores' work).
+        var cpuSeconds: [Double]
         var minSeconds: Double
         var medianSeconds: Double
         var loss: Double
         var peakRSSMiB: Double
         enum CodingKeys: String, CodingKey {
-            case encoder, size, batch, threads, runs, warmup, seconds, loss
+            case encoder, size, batch, threads, runs, warmup, seconds, loss, cpuSeconds = "cpu_seconds"
             case minSeconds = "min_seconds", medianSeconds = "median_seconds", peakRSSMiB = "peak_rss_mib"
         }
     }
@@ -163,17 +165,24 @@ struct BenchCommand: ParsableCommand {
         let optimizer = AdamW(parameters: trainable.parameters, learningRate: 1e-4)
         var loss = 0.0
         for _ in 0..<warmup { loss = try trainable.trainStep(input: input, targets: targets, optimizer: optimizer).loss }
-        var times: [Double] = []
+        func cpuSeconds() -> Double {
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+                + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        }
+        var times: [Double] = [], cpu: [Double] = []
         for _ in 0..<runs {
-            let start = DispatchTime.now().uptimeNanoseconds
+            let (start, cpuStart) = (DispatchTime.now().uptimeNanoseconds, cpuSeconds())
             loss = try trainable.trainStep(input: input, targets: targets, optimizer: optimizer).loss
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            cpu.append(cpuSeconds() - cpuStart)
         }
         let sorted = times.sorted()
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let timing = TrainStepTiming(encoder: encoder, size: size, batch: batch, threads: ComputePool.shared.threadCount,
-                                     runs: runs, warmup: warmup, seconds: times, minSeconds: sorted[0],
+                                     runs: runs, warmup: warmup, seconds: times, cpuSeconds: cpu, minSeconds: sorted[0],
                                      medianSeconds: sorted[sorted.count / 2], loss: loss,
                                      peakRSSMiB: Double(usage.ru_maxrss) / 1024)
         if json {
@@ -181,9 +190,9 @@ struct BenchCommand: ParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(timing), as: UTF8.self))
         } else {
-            print(String(format: "train step unetplusplus/%@ at %d², batch %d, %d threads: min %.3f s, median %.3f s over %d runs (loss %.4f); peak RSS %.0f MiB",
-                         encoder, size, batch, timing.threads, timing.minSeconds, timing.medianSeconds, runs, loss,
-                         timing.peakRSSMiB))
+            print(String(format: "train step unetplusplus/%@ at %d², batch %d, %d threads: min %.3f s, median %.3f s over %d runs (median CPU %.2f s; loss %.4f); peak RSS %.0f MiB",
+                         encoder, size, batch, timing.threads, timing.minSeconds, timing.medianSeconds, runs,
+                         cpu.sorted()[cpu.count / 2], loss, timing.peakRSSMiB))
         }
     }
 
