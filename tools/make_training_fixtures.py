@@ -31,9 +31,10 @@ forward + backward of UNet++ on densenet121, tu-hrnet_w18 and
 resnet18 with encoder_depth=3, same weights/inputs/loss scheme with per-case
 names. HRNet-w18 alone has 1031 parameter tensors, so to stay well under 1 MB
 per case each gradient tensor is committed as: every value if it has at most
-ENC_FULL elements, else ENC_SAMPLES values at spread indices; plus, over the
-whole tensor, max |g|, sum g, ||g||_2 and two projections sum r_k * g with
-r_k = +-1 from the generator ("<key>.probe1", "<key>.probe2" < 0.5 -> -1),
+ENC_SAMPLES elements (ENC_SAMPLES_TRAIN for the train-mode reference), else
+that many values at spread indices; plus, over the whole tensor, max |g|,
+sum g, ||g||_2 and two projections sum r_k * g with r_k = +-1 from the
+generator ("<key>.probe1", "<key>.probe2" < 0.5 -> -1),
 so every element of every tensor enters the comparison.
 
     /root/venv-ref/bin/python tools/make_training_fixtures.py
@@ -63,10 +64,12 @@ FULL = 288
 
 
 ENC_SAMPLES = 96
+# Train-mode references are compared at the float32 runs' own spread (percent level for most
+# tensors), where the whole-tensor aggregates carry the check: fewer samples keep HRNet's fixture small.
+ENC_SAMPLES_TRAIN = 48
 # (input jitter seed, threads) of the float32 runs whose worst distance from float64 is the train-mode yardstick.
 # Sixteen: the distances are clustered (e.g. 6e-6, 9e-3, 1.3e-2, 2.7e-2 for one tensor), and the tail matters.
 FLOAT32_RUNS = [(0, 1), (0, 2)] + [(j, 1 + j % 2) for j in range(1, 15)]
-ENC_FULL = 96
 ENCODER_CASES = [
     # name, encoder, encoder_depth, decoder_channels, classes, (batch, height, width)
     ("densenet121", "densenet121", 5, (16, 16, 16, 8, 8), 2, (2, 64, 64)),
@@ -111,14 +114,14 @@ def encoder_gradients(name, encoder, depth, decoder, classes, shape, dtype, trai
     return loss.item(), [(k, p.grad.detach().clone()) for k, p in model.named_parameters() if p.grad is not None]
 
 
-def compact_gradients(grads):
-    """Per tensor [max|g|, sum, ||g||_2, two +-1 projections] and the sampled values."""
+def compact_gradients(grads, count):
+    """Per tensor [max|g|, sum, ||g||_2, two +-1 projections] and `count` sampled values (all up to `count`)."""
     stats, samples = [], []
     for key, g in grads:
         flat = g.reshape(-1).double().numpy()
         stats.append([np.abs(flat).max(), flat.sum(), np.sqrt((flat * flat).sum()),
                       (probe(key, 1, flat.size) * flat).sum(), (probe(key, 2, flat.size) * flat).sum()])
-        samples.extend(flat[sample_indices(flat.size, ENC_SAMPLES, ENC_FULL)])
+        samples.extend(flat[sample_indices(flat.size, count, count)])
     return np.array(stats, dtype=np.float32), np.array(samples, dtype=np.float32)
 
 
@@ -153,11 +156,11 @@ def encoder_gradient_fixtures():
                 for jitter, threads in FLOAT32_RUNS[1:]:
                     _, other = encoder_gradients(*args, torch.float32, True, jitter=jitter, threads=threads)
                     spreads[mode] = [max(s, spread(a, b)) for s, (_, a), (_, b) in zip(spreads[mode], other, g64)]
-            stats, samples = compact_gradients(g64 if mode == "train" else g32)
+            stats, samples = compact_gradients(g64, ENC_SAMPLES_TRAIN) if mode == "train" else compact_gradients(g32, ENC_SAMPLES)
             np.save(os.path.join(OUT, f"grad_{name}_{mode}_stats.npy"), stats)
             np.save(os.path.join(OUT, f"grad_{name}_{mode}_samples.npy"), samples)
         manifest = dict(encoder=encoder, encoder_depth=depth, decoder=list(decoder), classes=classes,
-                        input=[shape[0], 3, shape[1], shape[2]], samples=ENC_SAMPLES, full=ENC_FULL,
+                        input=[shape[0], 3, shape[1], shape[2]], samples_eval=ENC_SAMPLES, samples_train=ENC_SAMPLES_TRAIN,
                         loss_train=losses["train"][0], loss_train_float64=losses["train"][1],
                         loss_eval=losses["eval"][0], loss_eval_float64=losses["eval"][1],
                         train_well_conditioned=well_conditioned, parameters=keys,

@@ -14,8 +14,8 @@ struct EncoderGradientFixture: Decodable {
     let decoder: [Int]
     let classes: Int
     let input: [Int]
-    let samples: Int
-    let full: Int
+    let samples_eval: Int
+    let samples_train: Int
     let loss_train: Double
     let loss_train_float64: Double
     let loss_eval: Double
@@ -37,8 +37,9 @@ struct EncoderGradientFixture: Decodable {
         try NumPyFile.read(path: TrainingFixture.folder.appendingPathComponent(file + ".npy").path)
     }
 
-    func indices(count: Int) -> [Int] {
-        if count <= full { return Array(0..<count) }
+    /// The script's sample_indices(count, samples, samples): all of a small tensor, else `samples` spread indices.
+    static func indices(count: Int, samples: Int) -> [Int] {
+        if count <= samples { return Array(0..<count) }
         let stride = count / samples
         return (0..<samples).map { $0 * stride + ($0 * 131 + 17) % stride }
     }
@@ -49,8 +50,8 @@ struct EncoderGradientFixture: Decodable {
 
     /// One forward + backward of UNet++ (DenseNet-121, HRNet-W18, ResNet-18 at depth 3)
     /// against PyTorch + SMP 0.6; every parameter tensor is checked by its sampled
-    /// values (all of them up to 96 elements), its max |g|, and over the whole tensor
-    /// by Σg, ‖g‖₂ and two ±1 projections.
+    /// values (all of them up to 96 elements, 48 for the train-mode reference), its
+    /// max |g|, and over the whole tensor by Σg, ‖g‖₂ and two ±1 projections.
     ///
     /// Eval-mode BatchNorm (well conditioned: PyTorch float32 is within 6e-6 of
     /// float64): within 1e-3 × each tensor's max |grad| of PyTorch float32.
@@ -95,7 +96,7 @@ struct EncoderGradientFixture: Decodable {
             // Every tensor's ratio: worst sampled |Δ| / max|g|, then the whole-tensor
             // aggregates, each divided by √count (an allowance of r per element allows r·√count).
             var ratio: Float = 0
-            for i in fixture.indices(count: count) {
+            for i in EncoderGradientFixture.indices(count: count, samples: mode == .train ? fixture.samples_train : fixture.samples_eval) {
                 ratio = max(ratio, abs(g.storage[i] - samples.storage[offset]) / scale)
                 offset += 1
             }
