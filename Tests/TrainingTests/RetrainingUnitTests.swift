@@ -21,7 +21,7 @@ import Testing
     /// A run resumed from a checkpoint continues exactly as one that never
     /// stopped: same weights, running statistics and Adam moments after the next step.
     @Test func checkpointResumesBitForBit() throws {
-        let folder = try TemporaryFolder()
+        let folder = TemporaryFolder()
         let (x, t) = Self.batch("resume")
         let straight = try TrainableUnetPlusPlus.deterministic(encoder: .resnet18, decoderChannels: Self.decoder, classes: 3)
         let straightOptimizer = AdamW(parameters: straight.parameters, learningRate: 1e-3)
@@ -48,7 +48,7 @@ import Testing
 
     /// A checkpoint whose weights file no longer matches progress.json is refused, not half-loaded.
     @Test func tamperedCheckpointIsRefused() throws {
-        let folder = try TemporaryFolder()
+        let folder = TemporaryFolder()
         let model = try TrainableUnetPlusPlus.deterministic(encoder: .resnet18, decoderChannels: Self.decoder, classes: 3)
         let optimizer = AdamW(parameters: model.parameters)
         let progress = SeedProgress(seed: 0, epochsDone: 3, optimizerSteps: 0, elapsedSeconds: 1, history: [],
