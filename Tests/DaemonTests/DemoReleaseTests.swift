@@ -18,21 +18,7 @@ import Testing
             try FileManager.default.copyItem(atPath: "\(Self.repository)/demo/models/\(name)", toPath: "\(h.state)/models/\(name)")
         }
         try FileManager.default.copyItem(atPath: "\(Self.repository)/demo/releases/demo", toPath: "\(h.state)/releases/demo")
-        try """
-        [spool]
-        dir = "\(h.spool)"
-        settle_seconds = 0.1
-
-        [state]
-        dir = "\(h.state)"
-
-        [control]
-        socket = "\(h.socket)"
-        group = ""
-
-        [log]
-        target = "stderr"
-        """.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+        try h.usePipelineEngine()
         let activate = try runCommand(Products.bonectl, ["release", "activate", "demo", "--config", h.configPath])
         #expect(activate.status == 0, "\(activate.stderr)")
         let data = "\(h.root)/phantoms"

@@ -94,6 +94,27 @@ final class DaemonHarness {
         try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
     }
 
+    /// Rewrites the configuration for the real pipeline engine (models and releases
+    /// under `state`), for tests that serve trained or imported weights.
+    func usePipelineEngine() throws {
+        try """
+        [spool]
+        dir = "\(spool)"
+        settle_seconds = 0.1
+
+        [state]
+        dir = "\(state)"
+
+        [control]
+        socket = "\(socket)"
+        group = ""
+
+        [log]
+        target = "stderr"
+        level = "debug"
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
     deinit {
         if let process, process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         _ = try? FileManager.default.removeItem(atPath: root)

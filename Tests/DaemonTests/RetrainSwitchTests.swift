@@ -10,23 +10,7 @@ import Testing
 @Suite(.serialized) struct RetrainSwitchTests {
     @Test func promotedCandidateIsServedWithoutDroppingAJob() throws {
         let h = try DaemonHarness(settle: 0.1)
-        // The harness's own config uses the model-free engine; this test needs real releases.
-        try """
-        [spool]
-        dir = "\(h.spool)"
-        settle_seconds = 0.1
-
-        [state]
-        dir = "\(h.state)"
-
-        [control]
-        socket = "\(h.socket)"
-        group = ""
-
-        [log]
-        target = "stderr"
-        level = "debug"
-        """.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+        try h.usePipelineEngine()
         let compact = ["--encoder", "resnet18", "--decoder-channels", "16,8,8,8,8"]
         // The champion predicts nothing (random weights, head bias −1000), so the candidate beats it.
         let random = "\(h.root)/random.safetensors", weights = "\(h.root)/weak.safetensors"
