@@ -40,7 +40,7 @@ import Testing
         let feed = Feed()
         let inbox = h.inbox
         Thread {
-            var i = 0
+            var i = 0, afterRetrain = 0
             while true {
                 feed.lock.lock(); let retrainDone = feed.retrainDone; feed.lock.unlock()
                 let rel = "ID\(i % 4)/job\(i).png"
@@ -52,7 +52,8 @@ import Testing
                 rename(hidden, "\(inbox)/\(rel)")
                 feed.lock.lock(); feed.dropped.append(rel); feed.lock.unlock()
                 i += 1
-                if retrainDone && i % 10 == 0 { break }
+                // Twelve more once the candidate is active, so it answers at least ten.
+                if retrainDone { afterRetrain += 1; if afterRetrain == 12 { break } }
                 usleep(150_000)
             }
             feed.finished.signal()
