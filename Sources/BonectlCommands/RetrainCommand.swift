@@ -166,6 +166,7 @@ struct RetrainCommand: ParsableCommand {
         reporter.clear()
 
         var activated = false
+        var activationFailed = false
         var reason = outcome.reason
         if outcome.promote && !noActivate {
             do {
@@ -177,6 +178,7 @@ struct RetrainCommand: ParsableCommand {
                 }
             } catch {
                 reason += "; activation failed: \(error)"
+                activationFailed = true
             }
         } else if outcome.promote {
             reason += "; not activated (--no-activate)"
@@ -197,6 +199,7 @@ struct RetrainCommand: ParsableCommand {
             encoder.keyEncodingStrategy = .convertToSnakeCase
             print(String(decoding: try encoder.encode(RetrainReport(outcome: outcome, activated: activated, reason: reason,
                                                                     ledgerID: id)), as: UTF8.self))
+            if activationFailed { throw ExitCode(1) }
             return
         }
         print("candidate \(outcome.candidateRelease): validation Dice \(String(format: "%.4f", outcome.candidateDice)) "
@@ -208,6 +211,8 @@ struct RetrainCommand: ParsableCommand {
         }
         print(reason)
         if !outcome.skippedFiles.isEmpty { print("\(outcome.skippedFiles.count) file(s) left out (listed above)") }
+        // The candidate won but could not be served: a failure for the timer's unit to show.
+        if activationFailed { throw ExitCode(1) }
     }
 
     /// --from-active when asked, or by default when the active release's members match the model asked for.
