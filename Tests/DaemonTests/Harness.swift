@@ -137,7 +137,7 @@ final class DaemonHarness {
         env["JOURNAL_STREAM"] = nil
         for (k, v) in environment { env[k] = v }
         process.environment = env
-        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = FileHandle(forWritingAtPath: logPath)!
         log.seekToEndOfFile()
         process.standardError = log

@@ -106,13 +106,13 @@ struct ServiceTests {
         }
         #expect(waitUntil(20) { h.files(under: "done").count >= 10 })
         // Activate r2 while jobs run (the command bonectl runs: verify, swap the link, tell the daemon).
-        var activate = try ReleaseActivate.parse(["r2", "--config", h.configPath])
+        let activate = try ReleaseActivate.parse(["r2", "--config", h.configPath])
         try activate.run()
         let link = try FileManager.default.destinationOfSymbolicLink(atPath: "\(h.state)/active")
         #expect(link == "releases/r2")
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "\(h.state)/previous") == "releases/r1")
         // A broken release is refused before the link moves; r2 keeps serving.
-        var broken = try ReleaseActivate.parse(["broken", "--config", h.configPath])
+        let broken = try ReleaseActivate.parse(["broken", "--config", h.configPath])
         #expect(throws: (any Error).self) { try broken.run() }
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "\(h.state)/active") == "releases/r2")
 
@@ -162,11 +162,11 @@ struct ServiceTests {
         h.stop()
 
         // Rollback and prune work on the links alone.
-        var rollback = try ReleaseRollback.parse(["--config", h.configPath])
+        let rollback = try ReleaseRollback.parse(["--config", h.configPath])
         try rollback.run()
         #expect(ReleaseLinks(stateDir: h.state).active() == "r1")
         #expect(ReleaseLinks(stateDir: h.state).previous() == "r2")
-        var prune = try ReleasePrune.parse(["--keep", "2", "--config", h.configPath])
+        let prune = try ReleasePrune.parse(["--keep", "2", "--config", h.configPath])
         try prune.run()
         #expect(Set(ReleaseLinks(stateDir: h.state).names()) == ["r1", "r2"])
     }
@@ -188,7 +188,7 @@ struct ServiceTests {
             try #require(result.status == 0, "bonectl \(arguments.joined(separator: " ")): \(result.stderr)")
         }
         // Activation verifies the release the way the daemon loads it.
-        var activate = try ReleaseActivate.parse(["tiny-rel", "--config", h.configPath])
+        let activate = try ReleaseActivate.parse(["tiny-rel", "--config", h.configPath])
         try activate.run()
         #expect(ReleaseLinks(stateDir: h.state).active() == "tiny-rel")
         // A member whose weights changed after the release was made is refused.
@@ -199,7 +199,7 @@ struct ServiceTests {
         let text = try String(contentsOfFile: manifest, encoding: .utf8)
         let sha = try #require(text.range(of: "[0-9a-f]{64}", options: .regularExpression))
         try text.replacingCharacters(in: sha, with: String(repeating: "0", count: 64)).write(toFile: manifest, atomically: true, encoding: .utf8)
-        var tampered = try ReleaseActivate.parse(["tampered", "--config", h.configPath])
+        let tampered = try ReleaseActivate.parse(["tampered", "--config", h.configPath])
         #expect(throws: (any Error).self) { try tampered.run() }
         #expect(ReleaseLinks(stateDir: h.state).active() == "tiny-rel")
 
