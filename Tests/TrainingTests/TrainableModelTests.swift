@@ -23,15 +23,7 @@ import TensorEngine
 
         let inference = try SegmentationModel(encoder: .resnet18, decoderChannels: decoder, classes: 3,
                                               weights: StateDict(state, source: "exported"))
-        let expected = try inference.forward(x)
-        let logits = try model.forward(x, training: false, tape: nil).value
-        #expect(logits.shape == expected.shape)
-        var worst: Float = 0
-        for i in 0..<logits.count { worst = max(worst, abs(logits.storage[i] - expected.storage[i])) }
-        let scale = expected.maxAbs()
-        print("export: max |Δ logits| = \(worst), max |logit| = \(scale)")
-        #expect(scale > 0.1)
-        #expect(worst <= 1e-4 * scale, "max |Δ| \(worst) vs max |logit| \(scale)")
+        try Self.expectEvalLogitsMatch(model, inference, x, label: "export", tolerance: 1e-4)
     }
 
     /// Each encoder family builds SMP's graph: with the same deterministic weights the
@@ -69,15 +61,7 @@ import TensorEngine
                                                                          classes: 3).map(\.0)))
         let inference = try SegmentationModel(encoder: .resnet34, encoderDepth: 3, decoderChannels: decoder, classes: 3,
                                               weights: StateDict(state, source: "exported depth 3"))
-        let expected = try inference.forward(x)
-        let logits = try model.forward(x, training: false, tape: nil).value
-        #expect(logits.shape == expected.shape)
-        var worst: Float = 0
-        for i in 0..<logits.count { worst = max(worst, abs(logits.storage[i] - expected.storage[i])) }
-        let scale = expected.maxAbs()
-        print("depth 3 export: max |Δ logits| = \(worst), max |logit| = \(scale)")
-        #expect(scale > 0.1)
-        #expect(worst <= 1e-5 * scale, "max |Δ| \(worst) vs max |logit| \(scale)")
+        try Self.expectEvalLogitsMatch(model, inference, x, label: "depth 3 export", tolerance: 1e-5)
         #expect(throws: ModelError.self) { try model.forward(Tensor(zeros: [1, 3, 36, 64]), training: false, tape: nil) }
     }
 
@@ -177,5 +161,20 @@ import TensorEngine
         #expect(different.isEmpty, "tensors differ between runs: \(different.sorted().prefix(5))")
         let initial = try TrainableUnetPlusPlus.deterministic(encoder: .resnet18, decoderChannels: [16, 16, 16, 16, 16], classes: 2).stateDict()
         #expect(a["decoder.blocks.x_0_4.conv2.0.weight"]!.array != initial["decoder.blocks.x_0_4.conv2.0.weight"]!.array, "training moved the weights")
+    }
+
+    /// The trainable model in eval mode against the inference model on the same input:
+    /// max |Δ logit| within `tolerance` × max |logit| (and the logits not trivially small).
+    static func expectEvalLogitsMatch(_ model: TrainableUnetPlusPlus, _ inference: SegmentationModel, _ x: Tensor,
+                                      label: String, tolerance: Float) throws {
+        let expected = try inference.forward(x)
+        let logits = try model.forward(x, training: false, tape: nil).value
+        #expect(logits.shape == expected.shape)
+        var worst: Float = 0
+        for i in 0..<logits.count { worst = max(worst, abs(logits.storage[i] - expected.storage[i])) }
+        let scale = expected.maxAbs()
+        print("\(label): max |Δ logits| = \(worst), max |logit| = \(scale)")
+        #expect(scale > 0.1)
+        #expect(worst <= tolerance * scale, "max |Δ| \(worst) vs max |logit| \(scale)")
     }
 }
