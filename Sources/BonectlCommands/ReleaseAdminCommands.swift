@@ -62,11 +62,6 @@ public enum ReleaseActivation {
     }
 }
 
-/// The name release activate's verification had before `ReleaseActivation` (callers may still use it).
-func verifyRelease(_ name: String, config: DaemonConfig) throws {
-    try ReleaseActivation.verify(release: name, config: config)
-}
-
 func printDaemonReply(_ reply: ReleaseActivation.DaemonReply) {
     switch reply {
     case .reloaded(let message), .notRunning(let message): print(message)

@@ -130,7 +130,7 @@ struct RetrainCommand: ParsableCommand {
                 : "--from-active: the active release's members are not \(encoder.rawValue) (depth \(encoderDepth)) with decoder \(options.decoderChannels)")
         }
 
-        let reporter = RetrainReporter(json: json, seeds: seeds)
+        let reporter = RetrainReporter(seeds: seeds)
         reporter.line("retraining from \(options.start == .active ? "the active release \(championName!)" : "scratch"): "
                       + "\(seeds) seed(s), \(encoder.rawValue) at \(size)², "
                       + (epochs.map { "\($0) epoch(s)" } ?? "budget \(budget!)") + ", data \(options.dataDirectory)")
@@ -241,7 +241,7 @@ final class RetrainReporter {
     var lastDice: Double?
     var lastPlainLine = ContinuousClock.now
 
-    init(json: Bool, seeds: Int) {
+    init(seeds: Int) {
         terminal = isatty(STDERR_FILENO) != 0
         self.seeds = seeds
     }

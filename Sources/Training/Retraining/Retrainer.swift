@@ -147,7 +147,7 @@ public final class Retrainer {
             record = RunRecord(options: options, champion: options.start == .active ? champion?.manifest.name : nil,
                                startedAt: ISO8601DateFormatter().string(from: Date()),
                                train: train.map(\.name), validation: validation.map(\.name), epochs: options.epochs)
-            try AtomicFile.write(try JSONEncoder.sorted.encode(record), to: recordPath)
+            try AtomicFile.write(try ManifestDirectory.encode(record), to: recordPath)
         }
 
         // Each seed trains in its own folder; a finished seed is skipped on resume.
@@ -196,22 +196,23 @@ public final class Retrainer {
             manifest: ReleaseManifest(name: candidateName, members: members.map { .init(model: $0.manifest.name, weightsSHA256: $0.manifest.weightsSHA256) },
                                       combine: .soft, thresholds: thresholds),
             members: members)
-        let candidateDice = try FullResolutionDice.evaluate(release: candidate, images: validation, shouldStop: shouldStop)
+        // Both releases in one pass: each image is decoded and its polygons filled once.
+        let scores = try FullResolutionDice.evaluate(releases: [candidate] + (champion.map { [$0] } ?? []), images: validation,
+                                                     shouldStop: shouldStop)
+        let candidateDice = try scores[0].get()
         metrics["validation_dice"] = candidateDice
         var championDice: Double?
-        var reason: String
-        var promote: Bool
+        let reason: String
+        let promote: Bool
         if let champion {
-            do {
-                let dice = try FullResolutionDice.evaluate(release: champion, images: validation, shouldStop: shouldStop)
+            switch scores[1] {
+            case .success(let dice):
                 championDice = dice
                 promote = candidateDice >= dice + options.minGain
                 reason = promote
                     ? String(format: "candidate %.4f ≥ champion %.4f + min gain %.4f", candidateDice, dice, options.minGain)
                     : String(format: "candidate %.4f < champion %.4f + min gain %.4f", candidateDice, dice, options.minGain)
-            } catch let error as RetrainInterrupted {
-                throw error
-            } catch {
+            case .failure(let error):
                 promote = true
                 reason = "the champion \(champion.manifest.name) could not be evaluated (\(error)); the candidate replaces it"
             }
@@ -269,7 +270,7 @@ public final class Retrainer {
     }
 
     private func runKey(train: [LabelledImage], validation: [LabelledImage]) -> String {
-        var text = String(decoding: (try? JSONEncoder.sorted.encode(options)) ?? Data(), as: UTF8.self)
+        var text = String(decoding: (try? ManifestDirectory.encode(options)) ?? [], as: UTF8.self)
         if options.start == .active { text += "\nstart:\(champion?.manifest.name ?? "")" }
         for image in train { text += "\nT \(image.name) \(Self.fileSize(image.imageURL.path)) \(Self.fileSize(image.annotationURL.path))" }
         for image in validation { text += "\nV \(image.name) \(Self.fileSize(image.imageURL.path)) \(Self.fileSize(image.annotationURL.path))" }
@@ -300,25 +301,35 @@ public final class Retrainer {
     }
 }
 
-/// Competition Dice of a release on labelled images at their own size: the
-/// release's masks (as the daemon makes them) against the polygons filled as cv2 does.
+/// Competition Dice of releases on labelled images at their own size: each
+/// release's masks (as the daemon makes them) against the polygons filled as
+/// cv2 does. Every image is read, decoded and filled once for all releases; a
+/// release that fails on an image gets that failure and is not run further.
 public enum FullResolutionDice {
-    public static func evaluate(release: LoadedRelease, images: [LabelledImage], shouldStop: () -> Bool = { false }) throws -> Double {
-        let pipeline = SegmentationPipeline(release: release)
-        var report = DiceReport()
+    public static func evaluate(releases: [LoadedRelease], images: [LabelledImage],
+                                shouldStop: () -> Bool = { false }) throws -> [Result<Double, Error>] {
+        let pipelines = releases.map { SegmentationPipeline(release: $0) }
+        var reports = releases.map { _ in DiceReport() }
+        var failures = [Error?](repeating: nil, count: releases.count)
         var scratch = [UInt8]()
         for image in images {
             if shouldStop() { throw RetrainInterrupted() }
             let bytes = try AtomicFile.read(image.imageURL.path)
             let gray = try ImageCodec.decode(bytes).grayscale()
-            var timings: [String: Double] = [:]
-            let predicted = Postprocessing.runs(of: try pipeline.masks(for: gray, timings: &timings))
             let annotation = try AnnotationFile.read(path: image.annotationURL.path)
             let truth = try GroundTruth.classRuns(annotation, path: image.annotationURL.path, width: gray.width,
                                                   height: gray.height, scratch: &scratch)
-            report.add(image: image.name, scores: zip(predicted, truth).map { Dice.score($0, $1) })
+            for (index, pipeline) in pipelines.enumerated() where failures[index] == nil {
+                do {
+                    var timings: [String: Double] = [:]
+                    let predicted = Postprocessing.runs(of: try pipeline.masks(for: gray, timings: &timings))
+                    reports[index].add(image: image.name, scores: zip(predicted, truth).map { Dice.score($0, $1) })
+                } catch {
+                    failures[index] = error
+                }
+            }
         }
-        return report.mean
+        return zip(reports, failures).map { report, failure in failure.map { .failure($0) } ?? .success(report.mean) }
     }
 }
 

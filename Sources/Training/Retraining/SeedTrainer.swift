@@ -103,7 +103,7 @@ final class SeedTrainer {
                 // left, less a tenth for the final evaluation, shared by the seeds left.
                 let share = max(0, (budgetLeft ?? 0) * 0.9) / Double(seedsLeft)
                 record.epochs = max(1, Int(share / seconds))
-                try AtomicFile.write(try JSONEncoder.sorted.encode(record), to: recordPath)
+                try AtomicFile.write(try ManifestDirectory.encode(record), to: recordPath)
             }
             progress = try TrainingCheckpoint.save(model: model, optimizer: optimizer, progress: progress, in: directory)
             events(.epoch(seed: seed, record: entry, epochs: record.epochs!))

@@ -47,7 +47,7 @@ public enum TrainingCheckpoint {
         saved.checkpointFile = file
         saved.checkpointSHA256 = SHA256Digest.hex(bytes)
         saved.optimizerSteps = optimizer.step
-        try AtomicFile.write(try JSONEncoder.sorted.encode(saved), to: "\(directory)/\(progressFile)")
+        try AtomicFile.write(try ManifestDirectory.encode(saved), to: "\(directory)/\(progressFile)")
         // Older checkpoints are only dropped once the new pair is durable.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         where name.hasPrefix("epoch-") && name.hasSuffix(".safetensors") && name != file {
@@ -101,12 +101,4 @@ public enum TrainingCheckpoint {
 public struct TrainingError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-extension JSONEncoder {
-    static var sorted: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }
 }
